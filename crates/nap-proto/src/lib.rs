@@ -1,0 +1,68 @@
+//! Sans-IO core of the Synadia Agent Protocol for NATS, v0.3.
+//!
+//! Everything the spec says about bytes lives here, one module per concept,
+//! each rule tagged with its section: subjects (§2), request envelopes
+//! (§5), chunks (§6, §7), error signals (§9), heartbeats (§8), `$SRV.INFO`
+//! records (§3, §4) and versions (§11). Protocol behaviour is written as
+//! state machines that take input and time as arguments and never touch a
+//! socket or a clock: [`ResponseStream`], [`Discovery`] and [`Liveness`].
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use nap_proto::{Chunk, Envelope, Identity, Received, ResponseStream, StreamEvent, Verb};
+//!
+//! // A caller addresses an agent and encodes a request (§2, §5).
+//! let id = Identity::new("echo", "alice", "demo").unwrap();
+//! assert_eq!(id.subject(Verb::Prompt).to_string(), "agents.prompt.echo.alice.demo");
+//! let request = Envelope::text("hello").encode();
+//! assert_eq!(request, br#"{"prompt":"hello"}"#);
+//!
+//! // The agent reads it by the discrimination rule (§5.3) ...
+//! assert_eq!(Envelope::decode(b"hello").unwrap().prompt, "hello");
+//!
+//! // ... and answers with chunks; the caller decodes the stream (§6).
+//! let t0 = Instant::now();
+//! let mut stream = ResponseStream::new(t0, Duration::from_secs(60));
+//! let ack = Chunk::ACK.encode();
+//! let text = Chunk::text("hi").encode();
+//! assert_eq!(stream.handle(t0, Received::body(&ack)).unwrap(), Some(StreamEvent::Ack));
+//! let Some(StreamEvent::Response(data)) = stream.handle(t0, Received::body(&text)).unwrap() else {
+//!     panic!("expected a response chunk")
+//! };
+//! assert_eq!(data.text(), "hi");
+//! assert_eq!(stream.handle(t0, Received::body(b"")).unwrap(), Some(StreamEvent::End));
+//! ```
+
+pub mod attachment;
+pub mod byte_size;
+pub mod chunk;
+pub mod discovery;
+pub mod envelope;
+pub mod error;
+pub mod heartbeat;
+pub mod json;
+pub mod liveness;
+pub mod request;
+pub mod service_info;
+pub mod stream;
+pub mod subject;
+pub mod version;
+
+pub use attachment::{Attachment, AttachmentError, Base64Error};
+pub use byte_size::{ByteSize, ByteSizeError};
+pub use chunk::{Chunk, ChunkError, Query, ResponseData, StatusToken};
+pub use discovery::{
+    Discovery, DiscoveryConfig, DiscoveryFilter, DiscoveryPoll, DoneReason, FilterMiss,
+    ReplyOutcome,
+};
+pub use envelope::{Envelope, EnvelopeError, PayloadForm};
+pub use error::{
+    ERROR_CODE_HEADER, ERROR_HEADER, ErrorBody, ErrorCode, RemoteError, ServiceError, StatusCode,
+};
+pub use heartbeat::{Heartbeat, HeartbeatError, IntervalSecs};
+pub use liveness::{Liveness, Presence, Transition};
+pub use request::{PromptLimits, RequestError};
+pub use service_info::{AgentInfo, AgentMetadata, Endpoint, InfoError, PromptEndpoint};
+pub use stream::{Headers, Received, ResponseStream, StreamEvent, StreamViolation};
+pub use subject::{AgentSubject, Identity, SubjectError, Token, TokenError, Verb, Wildcard};
+pub use version::{CURRENT as PROTOCOL_VERSION, Compatibility, ProtocolVersion, VersionError};

@@ -1,0 +1,125 @@
+//! Request checks on both sides of the wire: what an agent accepts (§5.3,
+//! §5.4, §9.2) and what a caller verifies before publishing (§5.4).
+
+use crate::byte_size::ByteSize;
+use crate::envelope::{Envelope, EnvelopeError};
+use crate::error::{ServiceError, StatusCode};
+use crate::service_info::PromptEndpoint;
+
+/// The capabilities a `prompt` endpoint declares (§2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromptLimits {
+    /// The largest request accepted.
+    pub max_payload: ByteSize,
+    /// Whether attachments are accepted.
+    pub attachments_ok: bool,
+}
+
+impl PromptLimits {
+    /// The recommended defaults: `1MB`, attachments accepted.
+    pub const DEFAULT: PromptLimits = PromptLimits {
+        max_payload: ByteSize::mib(1),
+        attachments_ok: true,
+    };
+}
+
+impl Default for PromptLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl From<&PromptEndpoint> for PromptLimits {
+    fn from(ep: &PromptEndpoint) -> Self {
+        PromptLimits {
+            max_payload: ep.max_payload,
+            attachments_ok: ep.attachments_ok,
+        }
+    }
+}
+
+/// Why a request is refused. On the agent side every variant is a `400`
+/// (§9.2); on the caller side it means nothing was published (§5.4).
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The payload is larger than `max_payload` (§5.4).
+    #[error("request is {size} bytes, more than max_payload {limit} ({} bytes) (§5.4)", limit.bytes())]
+    TooLarge {
+        /// The limit in force.
+        limit: ByteSize,
+        /// The payload size in bytes.
+        size: u64,
+    },
+    /// Attachments were sent to an endpoint with `attachments_ok: false` (§2.1).
+    #[error("{count} attachment(s) sent, but this agent declares attachments_ok=false (§2.1)")]
+    AttachmentsNotAccepted {
+        /// How many attachments were present.
+        count: usize,
+    },
+    /// The envelope is malformed (§5.3, §5.2).
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+}
+
+impl RequestError {
+    /// The §9.2 code: always `400`.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::BadRequest
+    }
+
+    /// The error signal an agent answers with (§9.3).
+    pub fn to_service_error(&self) -> ServiceError {
+        ServiceError::new(self.status(), self.to_string())
+    }
+}
+
+/// Agent side: checks a received payload against the endpoint's limits and
+/// decodes it (§5.3, §5.4, §12 "rejects ... with status 400").
+pub fn accept(payload: &[u8], limits: PromptLimits) -> Result<Envelope, RequestError> {
+    let size = payload.len() as u64;
+    if size > limits.max_payload.bytes() {
+        return Err(RequestError::TooLarge {
+            limit: limits.max_payload,
+            size,
+        });
+    }
+    let envelope = Envelope::decode(payload)?;
+    if !limits.attachments_ok && envelope.has_attachments() {
+        return Err(RequestError::AttachmentsNotAccepted {
+            count: envelope.attachments.len(),
+        });
+    }
+    Ok(envelope)
+}
+
+/// Caller side: encodes `envelope` and checks it against the endpoint's
+/// declared limits and the server's own `max_payload` before anything is
+/// published (§5.4). Returns the bytes to publish.
+///
+/// `overhead` counts bytes that travel with the payload and share the
+/// server's limit, such as headers (§13.5.1).
+pub fn prepare(
+    envelope: &Envelope,
+    limits: PromptLimits,
+    server_max_payload: Option<u64>,
+    overhead: u64,
+) -> Result<Vec<u8>, RequestError> {
+    if envelope.prompt.is_empty() {
+        return Err(EnvelopeError::EmptyPrompt.into());
+    }
+    if !limits.attachments_ok && envelope.has_attachments() {
+        return Err(RequestError::AttachmentsNotAccepted {
+            count: envelope.attachments.len(),
+        });
+    }
+    let payload = envelope.encode();
+    let size = payload.len() as u64 + overhead;
+    let limit = match server_max_payload {
+        Some(server) if server < limits.max_payload.bytes() => ByteSize::new(server),
+        _ => limits.max_payload,
+    };
+    if size > limit.bytes() {
+        return Err(RequestError::TooLarge { limit, size });
+    }
+    Ok(payload)
+}
