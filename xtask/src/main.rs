@@ -1,0 +1,61 @@
+//! `cargo xtask`: the project's tasks, in Rust.
+//!
+//! - `cargo xtask setup`: install what the tests need (nats-server, the
+//!   Python peers in a project-local venv); quick when all is present.
+//! - `cargo xtask test`: setup, fmt, clippy, the test suite, the doc tests.
+//! - `cargo xtask demo`: the end-to-end demo (arrives with nap-orchestrator).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod demo;
+mod setup;
+mod test;
+
+/// The project's tasks.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "nap project tasks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+/// One task.
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install what the tests need when missing: nats-server, and a Python
+    /// venv with the protocol's Python peers under target/nap-tools/.
+    Setup,
+    /// Run setup, then fmt, clippy, the test suite and the doc tests;
+    /// stop at the first failing step.
+    Test {
+        /// Extra arguments for the test runner (cargo nextest run, or cargo
+        /// test), given after `--`.
+        #[arg(last = true)]
+        runner_args: Vec<String>,
+    },
+    /// Run the end-to-end demo (not yet: arrives with nap-orchestrator).
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Task::Setup => setup::run().map(|_| ExitCode::SUCCESS),
+        Task::Test { runner_args } => test::run(&runner_args).map(|()| ExitCode::SUCCESS),
+        Task::Demo => Ok(demo::run()),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
