@@ -1,0 +1,115 @@
+//! What can go wrong while answering a prompt.
+
+use std::time::Duration;
+
+use nap_proto::{ErrorBody, ServiceError, StatusCode};
+
+/// An agent's failure, sent to the caller as a §9 error signal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AgentError(pub ServiceError);
+
+impl AgentError {
+    /// An error with a §9.2 code and a description.
+    pub fn new(code: StatusCode, description: impl Into<String>) -> Self {
+        AgentError(ServiceError::new(code, description))
+    }
+
+    /// `400`: the request is malformed.
+    pub fn bad_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BadRequest, description)
+    }
+
+    /// `404`: something the request names does not exist.
+    pub fn not_found(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::NotFound, description)
+    }
+
+    /// `409`: the request conflicts with the agent's state.
+    pub fn conflict(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::Conflict, description)
+    }
+
+    /// `429`: rate limited.
+    pub fn rate_limited(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::TooManyRequests, description)
+    }
+
+    /// `500`: the agent failed.
+    pub fn internal(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::Internal, description)
+    }
+
+    /// Adds the optional JSON body of §9.1.
+    pub fn with_body(self, body: ErrorBody) -> Self {
+        AgentError(self.0.with_body(body))
+    }
+
+    /// The status code.
+    pub fn code(&self) -> StatusCode {
+        self.0.code
+    }
+
+    /// The wire error signal.
+    pub fn service_error(&self) -> &ServiceError {
+        &self.0
+    }
+}
+
+impl From<ServiceError> for AgentError {
+    fn from(e: ServiceError) -> Self {
+        AgentError(e)
+    }
+}
+
+/// A chunk could not be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The stream is already terminated; nothing may follow the terminator (§6.5).
+    #[error("the response stream is already closed (§6.5)")]
+    Closed,
+    /// The transport failed to publish.
+    #[error("could not publish the chunk: {reason}")]
+    Transport {
+        /// What the transport reported.
+        reason: String,
+    },
+}
+
+impl From<SendError> for AgentError {
+    fn from(e: SendError) -> Self {
+        AgentError::internal(e.to_string())
+    }
+}
+
+/// A mid-stream query (§7) got no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// The caller did not reply within the agent's timeout (§7.3).
+    #[error("the caller did not answer within {timeout:?} (§7.3)")]
+    TimedOut {
+        /// The timeout that passed.
+        timeout: Duration,
+    },
+    /// The caller's reply is not a valid envelope (§7.2).
+    #[error("the caller's answer is not a valid envelope: {reason} (§7.2)")]
+    BadReply {
+        /// Why.
+        reason: String,
+    },
+    /// The query could not be sent.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// This responder cannot ask questions (for example a collector without answers).
+    #[error("this responder cannot ask the caller questions")]
+    Unsupported,
+}
+
+impl From<QueryError> for AgentError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::TimedOut { .. } => AgentError::new(StatusCode::Conflict, e.to_string()),
+            _ => AgentError::internal(e.to_string()),
+        }
+    }
+}
