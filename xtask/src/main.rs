@@ -3,13 +3,17 @@
 //! - `cargo xtask setup`: install what the tests need (nats-server, the
 //!   Python peers in a project-local venv); quick when all is present.
 //! - `cargo xtask test`: setup, fmt, clippy, the test suite, the doc tests.
+//! - `cargo xtask bench`: nap's host and caller beside raw async-nats.
+//! - `cargo xtask conformance agent|caller ...`: the conformance suite.
 //! - `cargo xtask demo`: the end-to-end demo (arrives with nap-orchestrator).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod cmd;
+mod conformance;
 mod demo;
 mod setup;
 mod test;
@@ -40,6 +44,17 @@ enum Task {
         #[arg(last = true)]
         runner_args: Vec<String>,
     },
+    /// Print nap's performance figures beside a raw async-nats baseline
+    /// measured in the same run (release build, private nats-server).
+    Bench,
+    /// Run the conformance suite: `agent --server URL [--name N | --instance
+    /// ID | --subject S]` or `caller --run 'COMMAND {subject} {prompt}'`
+    /// (see conformance/README.md); exits non-zero when a MUST fails.
+    Conformance {
+        /// Arguments for `nap-conformance` (`agent ...` or `caller ...`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run the end-to-end demo (not yet: arrives with nap-orchestrator).
     Demo,
 }
@@ -49,6 +64,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Task::Setup => setup::run().map(|_| ExitCode::SUCCESS),
         Task::Test { runner_args } => test::run(&runner_args).map(|()| ExitCode::SUCCESS),
+        Task::Bench => bench::run().map(|()| ExitCode::SUCCESS),
+        Task::Conformance { args } => conformance::run(&args),
         Task::Demo => Ok(demo::run()),
     };
     match result {

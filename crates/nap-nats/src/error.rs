@@ -1,0 +1,130 @@
+//! The one error type of this crate.
+
+use std::time::Duration;
+
+use nap_proto::{
+    HeartbeatError, InfoError, RemoteError, RequestError, StreamViolation, SubjectError,
+};
+
+/// Everything that can go wrong hosting or calling an agent over NATS.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The agent identity is not valid subject tokens (§2.2).
+    #[error("invalid agent identity: {0}")]
+    Identity(#[from] SubjectError),
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {what}")]
+    Config {
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// Registering the micro service or one of its endpoints failed.
+    #[error("could not register the agent service: {source}")]
+    Register {
+        /// What async-nats reported.
+        #[source]
+        source: async_nats::Error,
+    },
+    /// Subscribing failed.
+    #[error("could not subscribe to {subject}: {source}")]
+    Subscribe {
+        /// The subject.
+        subject: String,
+        /// What async-nats reported.
+        #[source]
+        source: async_nats::SubscribeError,
+    },
+    /// Publishing failed.
+    #[error("could not publish to {subject}: {source}")]
+    Publish {
+        /// The subject.
+        subject: String,
+        /// What async-nats reported.
+        #[source]
+        source: async_nats::PublishError,
+    },
+    /// A request/reply round trip failed.
+    #[error("request to {subject} failed: {source}")]
+    Request {
+        /// The subject.
+        subject: String,
+        /// What async-nats reported.
+        #[source]
+        source: async_nats::RequestError,
+    },
+    /// The request failed the local checks of §5.4; nothing was published.
+    #[error("request refused locally, nothing was sent: {0}")]
+    Refused(#[from] RequestError),
+    /// The agent answered with an error signal (§9).
+    #[error("the agent answered with error {0}")]
+    Remote(Box<RemoteError>),
+    /// No message arrived within the inactivity timeout (§6.6).
+    #[error("no message from the agent for {idle:?}: the stream timed out (§6.6)")]
+    InactivityTimeout {
+        /// How long the stream was silent.
+        idle: Duration,
+    },
+    /// Nobody listens on the subject.
+    #[error("no agent is listening on {subject}")]
+    NoResponders {
+        /// The subject.
+        subject: String,
+    },
+    /// The agent broke a stream rule (§6, §9).
+    #[error("the agent broke the protocol: {0}")]
+    Protocol(#[from] StreamViolation),
+    /// A `$SRV.INFO` record is not a usable agent record.
+    #[error("unusable agent record: {0}")]
+    Info(#[from] InfoError),
+    /// A heartbeat or status reply is malformed (§8.3).
+    #[error(transparent)]
+    Heartbeat(#[from] HeartbeatError),
+    /// No agent matched.
+    #[error("no agent matched {filter}")]
+    NotFound {
+        /// The filter, described.
+        filter: String,
+    },
+    /// A query was already answered, or its stream is gone (§7.2: exactly one reply).
+    #[error("this query was already answered")]
+    AlreadyAnswered,
+    /// The service was stopped.
+    #[error("the agent service is stopped")]
+    Stopped,
+    /// The NATS connection ended a subscription the caller was reading
+    /// (the client was closed or drained) before the exchange was over.
+    #[error("the NATS subscription on {subject} closed before the exchange ended")]
+    SubscriptionClosed {
+        /// The subscribed subject.
+        subject: String,
+    },
+    /// The agent asked a mid-stream query (§7) and the caller gave no way to
+    /// answer it; use an `*_with_answers` helper or read the stream's events.
+    #[error("the agent asked {prompt:?} (query {id}) and no answer was provided (§7.2)")]
+    QueryNotAnswered {
+        /// The query's correlation id.
+        id: String,
+        /// The question.
+        prompt: String,
+    },
+    /// The agent's record has no `status` endpoint, which every agent MUST
+    /// register (§8.7).
+    #[error("agent {instance_id} registers no status endpoint (§8.7)")]
+    NoStatusEndpoint {
+        /// The instance.
+        instance_id: String,
+    },
+    /// An agent looked up by id cannot be used: its protocol version is
+    /// incompatible with the caller's (§11.2).
+    #[error("agent {instance_id} cannot be used: {miss}")]
+    Incompatible {
+        /// The instance.
+        instance_id: String,
+        /// Why it was refused.
+        #[source]
+        miss: nap_proto::FilterMiss,
+    },
+}
+
+/// This crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,53 @@
+//! Finding the Python peers' interpreter for interop tests.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+/// The venv python with the Python SDKs: `$NAP_PYTHON`, else the one
+/// `cargo xtask setup` creates. Interop tests never skip: without it they fail.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("NAP_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = nap_testkit::tools_dir().join("venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python SDK environment at {}: run `cargo xtask setup`",
+        venv.display()
+    );
+    venv
+}
+
+/// A script of this test directory.
+pub fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name)
+}
+
+/// A child process killed when dropped.
+pub struct Child(pub tokio::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
+/// Starts an example binary and waits for its first stdout line (its ready line).
+pub async fn spawn_ready(bin: &str, args: &[&str]) -> (Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(bin)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("no ready line within 30 s")
+        .unwrap()
+        .unwrap_or_default();
+    (Child(child), line)
+}
