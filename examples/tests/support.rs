@@ -18,6 +18,12 @@ pub fn python() -> PathBuf {
     venv
 }
 
+/// The Python agent of nap-nats's interop tests (see its docstring).
+pub fn python_agent_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/nap-nats/tests/support/python/interop_agent.py")
+}
+
 /// A script of this test directory.
 pub fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -36,9 +42,16 @@ impl Drop for Child {
 
 /// Starts an example binary and waits for its first stdout line (its ready line).
 pub async fn spawn_ready(bin: &str, args: &[&str]) -> (Child, String) {
+    spawn_ready_env(bin, args, &[]).await
+}
+
+/// Like [`spawn_ready`], with extra environment variables for the child.
+pub async fn spawn_ready_env(bin: &str, args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(bin)
         .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
