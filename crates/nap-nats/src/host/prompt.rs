@@ -51,6 +51,11 @@ impl PromptLoop {
             return;
         };
         let stream = ReplyStream::new(self.client.clone(), reply);
+        // §6.4: the ack is the first message of every stream, before any
+        // work, rejections included ("confirms the request was received").
+        if let Err(e) = service_request.respond(Ok(Bytes::from_static(ACK))).await {
+            tracing::debug!(error = %e, "ack not published; caller gone");
+        }
         // §5.3, §5.4: malformed, oversize, or unwanted attachments → 400.
         let envelope = match request::accept(&service_request.message.payload, self.limits) {
             Ok(envelope) => envelope,
@@ -86,11 +91,6 @@ impl PromptLoop {
         };
         let this = self.clone();
         tokio::spawn(async move {
-            // §6.4: the ack is the first message, before any agent work.
-            let ack = service_request.respond(Ok(Bytes::from_static(ACK))).await;
-            if let Err(e) = ack {
-                tracing::debug!(error = %e, "ack not published; caller gone");
-            }
             this.run_agent(request, stream).await;
             drop(permit);
         });

@@ -57,17 +57,15 @@ pub fn error_code(msg: &Message) -> Option<String> {
         .map(|v| v.to_string())
 }
 
-/// Asserts `msgs` is exactly: an error signal with `code`, then the terminator.
+/// Asserts `msgs` is exactly: the ack (§6.4), an error signal with
+/// `code`, then the terminator (§9.3); returns the description.
 pub fn assert_error_stream(msgs: &[Message], code: &str) -> String {
-    assert_eq!(
-        msgs.len(),
-        2,
-        "error then terminator, got {:?}",
-        msgs.iter().map(body).collect::<Vec<_>>()
-    );
-    assert_eq!(error_code(&msgs[0]).as_deref(), Some(code));
-    assert!(is_terminator(&msgs[1]));
-    msgs[0]
+    let bodies: Vec<&str> = msgs.iter().map(body).collect();
+    assert_eq!(msgs.len(), 3, "ack, error, terminator; got {bodies:?}");
+    assert_eq!(body(&msgs[0]), r#"{"type":"status","data":"ack"}"#);
+    assert_eq!(error_code(&msgs[1]).as_deref(), Some(code));
+    assert!(is_terminator(&msgs[2]));
+    msgs[1]
         .headers
         .as_ref()
         .unwrap()

@@ -1,0 +1,286 @@
+//! The raw-wire recorder: publishes requests and records every message
+//! that comes back, headers and bytes, with its arrival time.
+
+use std::time::{Duration, Instant};
+
+use async_nats::{Client, HeaderMap, Message};
+use bytes::Bytes;
+use futures::StreamExt;
+use nap_proto::Chunk;
+
+use crate::case::{Evidence, WireMessage};
+use crate::error::{Error, Result};
+
+/// How long to keep listening after a terminator, to catch anything an
+/// agent publishes after it (§6.5).
+pub const AFTER_TERMINATOR: Duration = Duration::from_millis(400);
+
+/// One message received, as evidence and as raw bytes.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The message as evidence.
+    pub wire: WireMessage,
+    /// The raw body.
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// Header pairs, when the message had a header block.
+    pub fn headers(&self) -> Option<&Vec<(String, String)>> {
+        self.wire.headers.as_ref()
+    }
+}
+
+/// One request and every message seen on its reply subject.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// What the request was for (e.g. `zero-byte payload`).
+    pub label: String,
+    /// The request as published.
+    pub request: WireMessage,
+    /// The replies, in arrival order (including any after the terminator).
+    pub replies: Vec<Reply>,
+    /// Answers the probe published to mid-stream queries.
+    pub answers: Vec<WireMessage>,
+    /// True when the stream went silent for the whole inactivity window
+    /// (or the overall budget ran out) before a terminator.
+    pub timed_out: bool,
+}
+
+impl Exchange {
+    /// The index of the first terminator, if one arrived.
+    pub fn terminator_index(&self) -> Option<usize> {
+        self.replies.iter().position(|r| r.wire.is_terminator())
+    }
+
+    /// The exchange as evidence: the request, the answers, then the replies.
+    pub fn evidence(&self) -> Evidence {
+        let mut messages = vec![self.request.clone()];
+        messages.extend(self.answers.iter().cloned());
+        messages.extend(self.replies.iter().map(|r| r.wire.clone()));
+        messages.sort_by_key(|m| m.at_ms);
+        let mut e = Evidence::messages(format!("request: {}", self.label), messages);
+        if self.timed_out {
+            e.notes
+                .push("stream went silent before a terminator".to_owned());
+        }
+        e
+    }
+}
+
+/// How to run one exchange.
+#[derive(Debug, Clone)]
+pub struct ExchangeOptions {
+    /// Silence after which the stream is given up (§6.6).
+    pub inactivity: Duration,
+    /// The longest the whole exchange may take.
+    pub budget: Duration,
+    /// The text to answer mid-stream queries with, if any.
+    pub answer: Option<String>,
+}
+
+/// A connection that records raw wire traffic.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    client: Client,
+}
+
+/// Header pairs of a header map, in order.
+pub fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .flat_map(|(k, vs)| vs.iter().map(move |v| (k.to_string(), v.to_string())))
+        .collect()
+}
+
+fn millis(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A received NATS message as evidence, timed from `t0`.
+pub fn wire_of(msg: &Message, t0: Instant) -> WireMessage {
+    WireMessage::new(
+        msg.subject.to_string(),
+        msg.reply.as_ref().map(|r| r.to_string()),
+        msg.headers.as_ref().map(header_pairs),
+        &msg.payload,
+        millis(t0),
+    )
+}
+
+impl Probe {
+    /// Connects to `url`.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let client = async_nats::connect(url)
+            .await
+            .map_err(|source| Error::Connect {
+                url: url.to_owned(),
+                source,
+            })?;
+        Ok(Probe { client })
+    }
+
+    /// Wraps an existing connection.
+    pub fn new(client: Client) -> Self {
+        Probe { client }
+    }
+
+    /// The underlying connection.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Publishes `payload` (and `headers`, if any) to `subject` with a fresh
+    /// reply subject and records the stream that comes back.
+    pub async fn exchange(
+        &self,
+        label: impl Into<String>,
+        subject: &str,
+        payload: Bytes,
+        options: &ExchangeOptions,
+    ) -> Result<Exchange> {
+        let inbox = self.client.new_inbox();
+        let mut sub = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| Error::nats("subscribe", e))?;
+        self.client
+            .flush()
+            .await
+            .map_err(|e| Error::nats("flush", e))?;
+        let t0 = Instant::now();
+        let request = WireMessage::new(subject, Some(inbox.clone()), None, &payload, 0);
+        self.client
+            .publish_with_reply(subject.to_owned(), inbox, payload)
+            .await
+            .map_err(|e| Error::nats("publish", e))?;
+        let mut exchange = Exchange {
+            label: label.into(),
+            request,
+            replies: Vec::new(),
+            answers: Vec::new(),
+            timed_out: false,
+        };
+        let hard_end = t0 + options.budget;
+        let mut wait_until = (t0 + options.inactivity).min(hard_end);
+        let mut ended = false;
+        loop {
+            let next = tokio::time::timeout_at(wait_until.into(), sub.next()).await;
+            let msg = match next {
+                Ok(Some(msg)) => msg,
+                Ok(None) => break,
+                Err(_) => {
+                    exchange.timed_out = !ended;
+                    break;
+                }
+            };
+            let reply = Reply {
+                wire: wire_of(&msg, t0),
+                body: msg.payload.clone(),
+            };
+            if reply.wire.is_terminator() && !ended {
+                ended = true;
+                wait_until = Instant::now() + AFTER_TERMINATOR;
+            } else if !ended {
+                wait_until = (Instant::now() + options.inactivity).min(hard_end);
+            }
+            if let (Some(answer), Ok(Chunk::Query(q)), false) = (
+                &options.answer,
+                Chunk::decode(&reply.body),
+                reply.wire.headers.is_some(),
+            ) {
+                let text = Bytes::from(answer.clone().into_bytes());
+                exchange.answers.push(WireMessage::new(
+                    q.reply_subject.clone(),
+                    None,
+                    None,
+                    &text,
+                    millis(t0),
+                ));
+                self.client
+                    .publish(q.reply_subject.clone(), text)
+                    .await
+                    .map_err(|e| Error::nats("publish", e))?;
+            }
+            exchange.replies.push(reply);
+        }
+        let _ = sub.unsubscribe().await;
+        Ok(exchange)
+    }
+
+    /// Publishes a request and collects every reply for `wait` (for
+    /// `$SRV.PING` / `$SRV.INFO`, which many instances answer).
+    pub async fn gather(
+        &self,
+        subject: &str,
+        payload: Bytes,
+        wait: Duration,
+    ) -> Result<Vec<Reply>> {
+        let inbox = self.client.new_inbox();
+        let mut sub = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| Error::nats("subscribe", e))?;
+        self.client
+            .flush()
+            .await
+            .map_err(|e| Error::nats("flush", e))?;
+        let t0 = Instant::now();
+        self.client
+            .publish_with_reply(subject.to_owned(), inbox, payload)
+            .await
+            .map_err(|e| Error::nats("publish", e))?;
+        let mut replies = Vec::new();
+        let end = t0 + wait;
+        while let Ok(Some(msg)) = tokio::time::timeout_at(end.into(), sub.next()).await {
+            if msg
+                .status
+                .is_some_and(|s| s.is_server_error() || s.as_u16() == 503)
+            {
+                continue; // no responders
+            }
+            replies.push(Reply {
+                wire: wire_of(&msg, t0),
+                body: msg.payload.clone(),
+            });
+        }
+        let _ = sub.unsubscribe().await;
+        Ok(replies)
+    }
+
+    /// Publishes a request and waits up to `timeout` for the first reply.
+    pub async fn request_one(
+        &self,
+        subject: &str,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<(WireMessage, Option<Reply>)> {
+        let inbox = self.client.new_inbox();
+        let mut sub = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| Error::nats("subscribe", e))?;
+        self.client
+            .flush()
+            .await
+            .map_err(|e| Error::nats("flush", e))?;
+        let t0 = Instant::now();
+        let request = WireMessage::new(subject, Some(inbox.clone()), None, &payload, 0);
+        self.client
+            .publish_with_reply(subject.to_owned(), inbox, payload)
+            .await
+            .map_err(|e| Error::nats("publish", e))?;
+        let reply = match tokio::time::timeout(timeout, sub.next()).await {
+            Ok(Some(msg)) if msg.status.is_none_or(|s| s.as_u16() != 503) => Some(Reply {
+                wire: wire_of(&msg, t0),
+                body: msg.payload.clone(),
+            }),
+            _ => None,
+        };
+        let _ = sub.unsubscribe().await;
+        Ok((request, reply))
+    }
+}
