@@ -303,13 +303,13 @@ async fn main() {
     println!();
 
     println!(
-        "{:<44}{:>12}{:>12}{:>8}",
+        "{:<44}{:>12}{:>12}{:>11}",
         "discovery", "total", "w/o stall", "found"
     );
     for n in [1, 100, 1000] {
         let (total, work, found) = discovery(&url, n).await;
         println!(
-            "{:<44}{:>12}{:>12}{:>8}",
+            "{:<44}{:>12}{:>12}{:>11}",
             format!("{n} registered instance(s)"),
             format!("{} ms", total.as_millis()),
             format!("{} ms", work.as_millis()),
