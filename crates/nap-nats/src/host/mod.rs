@@ -412,14 +412,9 @@ async fn serve_status(
     beats: HeartbeatBuilder,
     stop: watch::Receiver<bool>,
 ) {
-    let stop = stopped(stop);
-    tokio::pin!(stop);
-    loop {
-        let request = tokio::select! {
-            r = endpoint.next() => r,
-            _ = &mut stop => None,
-        };
-        let Some(request) = request else { break };
+    let requests = (&mut endpoint).take_until(stopped(stop));
+    tokio::pin!(requests);
+    while let Some(request) = requests.next().await {
         let reply = match beats.build() {
             Ok(hb) => Ok(bytes::Bytes::from(hb.encode())),
             // §8.7.1: a failure building the payload is a 500.

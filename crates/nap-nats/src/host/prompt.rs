@@ -31,14 +31,9 @@ impl PromptLoop {
         stop: watch::Receiver<bool>,
     ) {
         let this = Arc::new(self);
-        let stop = stopped(stop);
-        tokio::pin!(stop);
-        loop {
-            let request = tokio::select! {
-                r = endpoint.next() => r,
-                _ = &mut stop => None,
-            };
-            let Some(request) = request else { break };
+        let requests = (&mut endpoint).take_until(stopped(stop));
+        tokio::pin!(requests);
+        while let Some(request) = requests.next().await {
             this.accept(request).await;
         }
         // Stop accepting: later requests go to other instances (§3.4).
