@@ -8,6 +8,29 @@
 //!   subject (§4.3), streams typed events (§6, §7) and tracks liveness (§8).
 //!
 //! The wire rules live in `nap-proto`; this crate moves bytes.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use nap_agent::{AgentError, Request, Responder, agent_fn};
+//! use nap_nats::{AgentService, Client};
+//! use nap_proto::DiscoveryFilter;
+//!
+//! let nats = async_nats::connect("nats://127.0.0.1:4222").await?;
+//!
+//! // Host: an agent that streams the prompt back.
+//! let echo = agent_fn(|req: Request, out: Responder| async move {
+//!     out.text(req.prompt().to_owned()).await?;
+//!     Ok::<_, AgentError>(())
+//! });
+//! let running = AgentService::builder("echo", "alice", "demo").start(nats.clone(), echo).await?;
+//!
+//! // Caller: discover it and prompt it.
+//! let client = Client::new(nats).await?;
+//! let agent = client.find(DiscoveryFilter { owner: Some("alice".into()), ..DiscoveryFilter::any() }).await?;
+//! assert_eq!(client.prompt(&agent, "hello").await?.text().await?, "hello");
+//! running.stop().await;
+//! # Ok(()) }
+//! ```
 
 pub mod client;
 mod error;
