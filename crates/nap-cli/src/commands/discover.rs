@@ -1,0 +1,55 @@
+//! `nap discover`: every agent matching the filters (§4.1).
+
+use clap::Args;
+use nap_proto::DiscoveryConfig;
+
+use super::{client, print_json, probe_online, stdout_failed};
+use crate::failure::Failure;
+use crate::filter::FilterArgs;
+use crate::table;
+
+/// Arguments of `nap discover`.
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Print the full $SRV.INFO records as a JSON array, unknown metadata kept
+    #[arg(long)]
+    json: bool,
+    /// Longest wait for replies, in seconds (§4.1)
+    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    timeout: f64,
+}
+
+/// Runs `nap discover`.
+pub async fn run(nats: async_nats::Client, args: DiscoverArgs) -> Result<(), Failure> {
+    let deadline = std::time::Duration::try_from_secs_f64(args.timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| Failure::usage("--timeout must be a positive number of seconds"))?;
+    let config = DiscoveryConfig {
+        deadline,
+        ..DiscoveryConfig::default()
+    };
+    let client = client(nats).await?;
+    let agents = client
+        .discover_with(args.filter.discovery(), config)
+        .await?;
+    if args.json {
+        // §3.2: the records exactly as received, unknown keys included.
+        let records: Vec<serde_json::Value> = agents.iter().map(|a| a.info().raw.clone()).collect();
+        return print_json(&serde_json::Value::Array(records));
+    }
+    if agents.is_empty() {
+        eprintln!("no agents found");
+        return Ok(());
+    }
+    let online = probe_online(&client, &agents).await;
+    let rows: Vec<_> = agents
+        .into_iter()
+        .zip(online)
+        .map(|(agent, online)| (agent, Some(online)))
+        .collect();
+    use std::io::Write as _;
+    writeln!(std::io::stdout().lock(), "{}", table::agents(&rows)).map_err(stdout_failed)
+}

@@ -1,0 +1,449 @@
+//! `nap serve echo|exec|llm`: host an agent from the terminal.
+//!
+//! Prints one ready line on stdout,
+//! `serving {agent}/{owner}/{name} as instance {id} on {subject}`, then
+//! serves until Ctrl-C or SIGTERM and stops gracefully: no new prompts,
+//! in-flight ones finish, the service unregisters. A second signal stops
+//! at once.
+
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use clap::{Args, Subcommand};
+use nap_agent::{Agent, AgentError, Request, Responder};
+use nap_nats::AgentService;
+use nap_proto::ByteSize;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use super::stdout_failed;
+use crate::failure::{Failure, Status};
+
+/// Arguments of `nap serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(subcommand)]
+    kind: ServeKind,
+}
+
+#[derive(Debug, Subcommand)]
+enum ServeKind {
+    /// Stream each prompt back; `ask: QUESTION` asks the caller QUESTION (§7)
+    Echo {
+        #[command(flatten)]
+        host: HostArgs,
+    },
+    /// Run a command per prompt, the prompt on its stdin, its stdout streamed
+    /// back line by line; a non-zero exit is a 500 carrying its stderr tail
+    Exec {
+        #[command(flatten)]
+        host: HostArgs,
+        /// Lines of stderr kept for the error description
+        #[arg(long, default_value_t = 5, value_name = "LINES")]
+        stderr_tail: usize,
+        /// The command and its arguments, after `--`
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+    /// An LLM agent, the provider from the environment (NAP_LLM, NAP_MODEL,
+    /// NAP_LLM_BASE_URL, OPENAI_API_KEY, ANTHROPIC_API_KEY; none: the offline model)
+    Llm {
+        #[command(flatten)]
+        host: HostArgs,
+        /// The system prompt
+        #[arg(long)]
+        system: Option<String>,
+    },
+}
+
+/// Identity and limits of the hosted agent (§2, §3).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Agent")]
+struct HostArgs {
+    /// metadata.agent, the harness [default: echo, exec or llm]
+    #[arg(long)]
+    agent: Option<String>,
+    /// The owner token (§2)
+    #[arg(long, default_value = "nap")]
+    owner: String,
+    /// The instance name token (§2) [default: the kind, echo, exec or llm]
+    #[arg(long)]
+    name: Option<String>,
+    /// metadata.session (§3.2)
+    #[arg(long)]
+    session: Option<String>,
+    /// The service description (§3.1)
+    #[arg(long)]
+    description: Option<String>,
+    /// Heartbeat interval in seconds (§8.2)
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    heartbeat: f64,
+    /// Largest request accepted, e.g. 512KB or 1MB (§2.1)
+    #[arg(long, default_value = "1MB", value_name = "SIZE")]
+    max_payload: ByteSize,
+    /// Refuse attachments (attachments_ok=false, §2.1)
+    #[arg(long)]
+    no_attachments: bool,
+    /// Extra service metadata KEY=VALUE (§3.2); repeat for more
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    metadata: Vec<(String, String)>,
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))
+}
+
+impl HostArgs {
+    fn builder(
+        &self,
+        kind: &str,
+        description: String,
+    ) -> Result<nap_nats::AgentServiceBuilder, Failure> {
+        let heartbeat = super::prompt::seconds(self.heartbeat, "--heartbeat")?;
+        let agent = self.agent.as_deref().unwrap_or(kind);
+        let name = self.name.as_deref().unwrap_or(kind);
+        let mut builder = AgentService::builder(agent, &self.owner, name)
+            .description(self.description.clone().unwrap_or(description))
+            .heartbeat_interval(heartbeat)
+            .max_payload(self.max_payload)
+            .attachments_ok(!self.no_attachments);
+        if let Some(session) = &self.session {
+            builder = builder.session(session);
+        }
+        for (key, value) in &self.metadata {
+            builder = builder.metadata(key, value);
+        }
+        Ok(builder)
+    }
+
+    fn label(&self, kind: &str) -> String {
+        format!(
+            "{}/{}/{}",
+            self.agent.as_deref().unwrap_or(kind),
+            self.owner,
+            self.name.as_deref().unwrap_or(kind)
+        )
+    }
+}
+
+/// Runs `nap serve`.
+pub async fn run(nats: async_nats::Client, args: ServeArgs) -> Result<(), Failure> {
+    match args.kind {
+        ServeKind::Echo { host } => {
+            let builder = host.builder("echo", "nap echo agent: streams the prompt back".into())?;
+            serve(nats, builder, host.label("echo"), EchoAgent::default()).await
+        }
+        ServeKind::Exec {
+            host,
+            stderr_tail,
+            command,
+        } => {
+            let Some((program, rest)) = command.split_first() else {
+                return Err(Failure::usage("serve exec needs a command after --"));
+            };
+            let agent = ExecAgent {
+                program: program.clone(),
+                args: rest.to_vec(),
+                stderr_tail: stderr_tail.max(1),
+            };
+            let builder = host.builder("exec", format!("nap exec agent: {}", command.join(" ")))?;
+            serve(nats, builder, host.label("exec"), agent).await
+        }
+        ServeKind::Llm { host, system } => {
+            let mut agent = nap_llm::LlmAgent::builder_from_env()
+                .map_err(|e| Failure::usage(format!("cannot configure the LLM: {e}")))?;
+            if let Some(system) = system {
+                agent = agent.system(system);
+            }
+            let agent = agent.build();
+            let model = agent.llm().model().to_owned();
+            let builder = host
+                .builder("llm", format!("nap LLM agent ({model})"))?
+                .metadata("model", model);
+            serve(nats, builder, host.label("llm"), agent).await
+        }
+    }
+}
+
+async fn serve(
+    nats: async_nats::Client,
+    builder: nap_nats::AgentServiceBuilder,
+    label: String,
+    agent: impl Agent,
+) -> Result<(), Failure> {
+    let running = builder.start(nats, agent).await.map_err(|e| {
+        let status = match e {
+            nap_nats::Error::Identity(_) | nap_nats::Error::Config { .. } => Status::Usage,
+            _ => Status::Stream,
+        };
+        Failure::new(status, e)
+    })?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "serving {label} as instance {} on {}",
+            running.id(),
+            running.prompt_subject()
+        )
+        .and_then(|()| out.flush())
+        .map_err(stdout_failed)?;
+    }
+    stop_signal().await?;
+    eprintln!("stopping {label}: finishing prompts in flight (Ctrl-C again to stop at once)");
+    tokio::select! {
+        () = running.stop() => {}
+        // A second signal stops at once: in-flight prompts are abandoned.
+        stopped = stop_signal() => stopped?,
+    }
+    Ok(())
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn stop_signal() -> Result<(), Failure> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term =
+            signal(SignalKind::terminate()).map_err(|e| Failure::new(Status::Stream, e))?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .map_err(|e| Failure::new(Status::Stream, e))
+    }
+}
+
+/// The prefix that makes the echo agent ask the caller a question (§7).
+const ASK_PREFIX: &str = "ask: ";
+
+/// Streams the prompt back in pieces of at most this many characters.
+const ECHO_PIECE: usize = 64;
+
+/// The echo agent: streams the prompt back, lists the attachments it
+/// received, and on `ask: QUESTION` asks the caller QUESTION mid-stream (§7)
+/// and streams the answer back.
+#[derive(Debug, Clone)]
+struct EchoAgent {
+    query_timeout: Duration,
+}
+
+impl Default for EchoAgent {
+    fn default() -> Self {
+        EchoAgent {
+            query_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[async_trait]
+impl Agent for EchoAgent {
+    async fn prompt(&self, request: Request, out: Responder) -> Result<(), AgentError> {
+        if let Some(question) = request.prompt().strip_prefix(ASK_PREFIX) {
+            let answer = out.ask(question.to_owned(), self.query_timeout).await?;
+            out.text(format!("you answered: {}", answer.prompt)).await?;
+            return Ok(());
+        }
+        let chars: Vec<char> = request.prompt().chars().collect();
+        for piece in chars.chunks(ECHO_PIECE) {
+            out.text(piece.iter().collect::<String>()).await?;
+        }
+        if !request.attachments().is_empty() {
+            let list: Vec<String> = request
+                .attachments()
+                .iter()
+                .map(|a| format!("{} ({} bytes)", a.filename, a.content.len()))
+                .collect();
+            out.text(format!("\nattachments: {}", list.join(", ")))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs a command per prompt: the prompt on its stdin, its stdout streamed
+/// back a line at a time as response chunks (§6.3). The agent's identity is
+/// in its environment (`NAP_AGENT`, `NAP_OWNER`, `NAP_NAME`,
+/// `NAP_INSTANCE_ID`, `NAP_SESSION`); attachments (§5.2) are written to a
+/// temporary directory named by `NAP_ATTACHMENTS`. A non-zero exit is a 500
+/// (§9.2) carrying the last lines of its stderr.
+#[derive(Debug, Clone)]
+struct ExecAgent {
+    program: String,
+    args: Vec<String>,
+    stderr_tail: usize,
+}
+
+impl ExecAgent {
+    fn command_line(&self) -> String {
+        std::iter::once(self.program.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn internal(what: &str, error: impl std::fmt::Display) -> AgentError {
+    AgentError::internal(format!("{what}: {error}"))
+}
+
+/// Writes the attachments into `dir`, each under the last component of its
+/// name, so that none can leave it.
+fn write_attachments(dir: &Path, request: &Request) -> std::io::Result<()> {
+    for (index, attachment) in request.attachments().iter().enumerate() {
+        let base = Path::new(&attachment.filename)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .filter(|n| n != "..")
+            .unwrap_or_else(|| format!("attachment-{index}"));
+        std::fs::write(dir.join(base), &attachment.content)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Agent for ExecAgent {
+    async fn prompt(&self, request: Request, out: Responder) -> Result<(), AgentError> {
+        let mut command = tokio::process::Command::new(&self.program);
+        command
+            .args(&self.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .env("NAP_AGENT", &request.instance.agent)
+            .env("NAP_OWNER", &request.instance.owner)
+            .env("NAP_NAME", &request.instance.name)
+            .env("NAP_INSTANCE_ID", &request.instance.instance_id)
+            .env("NAP_SESSION", request.session().unwrap_or_default());
+        // Kept until the command is done; removed on drop.
+        let attachments = if request.attachments().is_empty() {
+            None
+        } else {
+            let dir = tempfile::tempdir().map_err(|e| internal("cannot store attachments", e))?;
+            write_attachments(dir.path(), &request)
+                .map_err(|e| internal("cannot store attachments", e))?;
+            command.env("NAP_ATTACHMENTS", dir.path());
+            Some(dir)
+        };
+        let mut child = command
+            .spawn()
+            .map_err(|e| internal(&format!("cannot run {}", self.program), e))?;
+
+        // The prompt on stdin, then end of file. A command that does not
+        // read its stdin is fine: the broken pipe is ignored.
+        let stdin = child.stdin.take();
+        let prompt = request.prompt().to_owned();
+        let feed = tokio::spawn(async move {
+            if let Some(mut stdin) = stdin {
+                let _ignored = stdin.write_all(prompt.as_bytes()).await;
+                let _ignored = stdin.shutdown().await;
+            }
+        });
+        // The stderr tail, for the error description.
+        let keep = self.stderr_tail;
+        let stderr = child.stderr.take();
+        let tail = tokio::spawn(async move {
+            let mut tail = VecDeque::new();
+            if let Some(stderr) = stderr {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if tail.len() == keep {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line);
+                }
+            }
+            tail.into_iter().collect::<Vec<_>>()
+        });
+        // Stdout, a line at a time, as it arrives (§6.3).
+        if let Some(stdout) = child.stdout.take() {
+            let mut reader = BufReader::new(stdout);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                let read = reader
+                    .read_until(b'\n', &mut line)
+                    .await
+                    .map_err(|e| internal("cannot read the command's output", e))?;
+                if read == 0 {
+                    break;
+                }
+                out.text(String::from_utf8_lossy(&line).into_owned())
+                    .await?;
+            }
+        }
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| internal("cannot wait for the command", e))?;
+        let _fed = feed.await;
+        let tail = tail.await.unwrap_or_default();
+        drop(attachments);
+        if status.success() {
+            return Ok(());
+        }
+        // §9.2: the command failed, an internal error of this agent.
+        let mut description = format!("{} failed ({status})", self.command_line());
+        if !tail.is_empty() {
+            description.push_str(": ");
+            description.push_str(&tail.join(" | "));
+        }
+        Err(AgentError::internal(description))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn exec_streams_stdout_and_reports_failures_with_the_stderr_tail() {
+        let agent = ExecAgent {
+            program: "sh".into(),
+            args: vec!["-c".into(), "tr a-z A-Z; echo second".into()],
+            stderr_tail: 2,
+        };
+        let (out, got) = Responder::collector();
+        agent.prompt(Request::text("hello\n"), out).await.unwrap();
+        assert_eq!(got.text(), "HELLO\nsecond\n");
+
+        let failing = ExecAgent {
+            program: "sh".into(),
+            args: vec![
+                "-c".into(),
+                "echo one >&2; echo two >&2; echo three >&2; exit 3".into(),
+            ],
+            stderr_tail: 2,
+        };
+        let (out, _) = Responder::collector();
+        let err = failing.prompt(Request::text("x"), out).await.unwrap_err();
+        assert_eq!(err.code(), nap_proto::StatusCode::Internal);
+        let text = err.service_error().description.clone();
+        assert!(text.contains("two | three"), "{text}");
+        assert!(text.ends_with("(exit status: 3): two | three"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn echo_streams_back_and_lists_attachments() {
+        let (out, got) = Responder::collector();
+        let request = Request::new(
+            nap_proto::Envelope::text("hi")
+                .with_attachment(nap_proto::Attachment::new("a.bin", vec![1, 2])),
+        );
+        EchoAgent::default().prompt(request, out).await.unwrap();
+        assert_eq!(got.text(), "hi\nattachments: a.bin (2 bytes)");
+    }
+}

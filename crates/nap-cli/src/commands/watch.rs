@@ -1,0 +1,218 @@
+//! `nap watch [filters]`: agents coming online and going offline as their
+//! heartbeats say (§8), and the heartbeat feed shared with `nap status --follow`.
+//!
+//! The heartbeat wildcard is subscribed before anything else (§8.5). The
+//! instances already running are found by discovery and asked for a fresh
+//! heartbeat on their `status` endpoint (§8.7), so they show up at once
+//! instead of after their next beat. Heartbeats then feed the sans-IO
+//! liveness tracker: an instance is offline after 3 × its `interval_s`
+//! without a beat (§8.2).
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::time::Instant;
+
+use clap::Args;
+use futures::StreamExt;
+use nap_nats::{AgentHandle, Client};
+use nap_proto::{AgentSubject, Heartbeat, Liveness, Presence, Wildcard};
+use serde_json::json;
+
+use super::{PROBE_TIMEOUT, client, now_rfc3339, stdout_failed};
+use crate::failure::{Failure, Status};
+use crate::filter::FilterArgs;
+
+/// Arguments of `nap watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Also print every heartbeat, not only online/offline changes
+    #[arg(long)]
+    beats: bool,
+    /// Print one JSON object per line
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `nap watch` until Ctrl-C.
+pub async fn run(nats: async_nats::Client, args: WatchArgs) -> Result<(), Failure> {
+    let client = client(nats.clone()).await?;
+    let feed = Feed::subscribe(&nats, args.filter.clone()).await?;
+    if !args.json {
+        eprintln!(
+            "watching agent heartbeats on {}; Ctrl-C stops",
+            Wildcard::heartbeats()
+        );
+    }
+    let agents = client.discover(args.filter.discovery()).await?;
+    feed.run(&client, agents, args.beats, args.json).await
+}
+
+/// What the feed saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// A heartbeat (or a status reply, §8.7).
+    Beat,
+    /// The instance is online: a first beat, or one after being offline.
+    Online,
+    /// No beat for 3 × `interval_s` (§8.2).
+    Offline,
+}
+
+impl Seen {
+    fn as_str(self) -> &'static str {
+        match self {
+            Seen::Beat => "beat",
+            Seen::Online => "online",
+            Seen::Offline => "offline",
+        }
+    }
+}
+
+/// Heartbeats matching a filter, fed into a liveness tracker.
+pub struct Feed {
+    beats: async_nats::Subscriber,
+    filter: FilterArgs,
+    liveness: Liveness,
+    /// Instance id → instance name (from the heartbeat subject, §8.1).
+    names: HashMap<String, Option<String>>,
+}
+
+impl Feed {
+    /// Subscribes to every heartbeat (§8.5: before discovery).
+    pub async fn subscribe(nats: &async_nats::Client, filter: FilterArgs) -> Result<Feed, Failure> {
+        let subject = Wildcard::heartbeats();
+        let beats = nats
+            .subscribe(subject.clone())
+            .await
+            .map_err(|source| nap_nats::Error::Subscribe { subject, source })?;
+        Ok(Feed {
+            beats,
+            filter,
+            liveness: Liveness::new(),
+            names: HashMap::new(),
+        })
+    }
+
+    /// Prints what happens until Ctrl-C: first the `agents` found running
+    /// (probed with `status`, §8.7), then every change, and every beat when
+    /// `beats` is set.
+    pub async fn run(
+        mut self,
+        client: &Client,
+        agents: Vec<AgentHandle>,
+        beats: bool,
+        json: bool,
+    ) -> Result<(), Failure> {
+        let probes = agents.iter().map(|agent| async move {
+            let reply = tokio::time::timeout(PROBE_TIMEOUT, client.status(agent)).await;
+            (agent.name().map(str::to_owned), reply)
+        });
+        for (name, reply) in futures::future::join_all(probes).await {
+            if let Ok(Ok(heartbeat)) = reply {
+                self.observe(heartbeat, name, beats, json)?;
+            }
+        }
+        loop {
+            let deadline = self.liveness.next_deadline();
+            let expiry = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                msg = self.beats.next() => {
+                    let Some(msg) = msg else {
+                        return Err(Failure::new(
+                            Status::Stream,
+                            anyhow::anyhow!("the heartbeat subscription ended"),
+                        ));
+                    };
+                    let heartbeat = match Heartbeat::decode(&msg.payload) {
+                        Ok(heartbeat) => heartbeat,
+                        Err(error) => {
+                            tracing::debug!(subject = %msg.subject, %error, "dropping heartbeat");
+                            continue;
+                        }
+                    };
+                    // §8.1: the name is the subject's last token.
+                    let name = AgentSubject::parse(&msg.subject)
+                        .ok()
+                        .map(|s| s.identity.name.as_str().to_owned());
+                    if self.filter.matches_beat(&heartbeat, name.as_deref()) {
+                        self.observe(heartbeat, name, beats, json)?;
+                    }
+                }
+                () = expiry => {
+                    for transition in self.liveness.poll(Instant::now()) {
+                        debug_assert_eq!(transition.presence, Presence::Offline);
+                        let name = self.names.get(&transition.instance_id).cloned().flatten();
+                        print(Seen::Offline, &transition.heartbeat, name.as_deref(), json)?;
+                    }
+                }
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+            }
+        }
+    }
+
+    fn observe(
+        &mut self,
+        heartbeat: Heartbeat,
+        name: Option<String>,
+        beats: bool,
+        json: bool,
+    ) -> Result<(), Failure> {
+        self.names
+            .insert(heartbeat.instance_id.clone(), name.clone());
+        if beats {
+            print(Seen::Beat, &heartbeat, name.as_deref(), json)?;
+        }
+        if let Some(transition) = self.liveness.observe(Instant::now(), heartbeat) {
+            print(Seen::Online, &transition.heartbeat, name.as_deref(), json)?;
+        }
+        Ok(())
+    }
+}
+
+/// One line: what was seen, when, about which instance.
+fn print(seen: Seen, heartbeat: &Heartbeat, name: Option<&str>, json: bool) -> Result<(), Failure> {
+    let at = now_rfc3339();
+    let line = if json {
+        json!({
+            "event": seen.as_str(),
+            "at": at,
+            "instance_id": heartbeat.instance_id,
+            "name": name,
+            "heartbeat": heartbeat,
+        })
+        .to_string()
+    } else {
+        let session = heartbeat
+            .session
+            .as_deref()
+            .map(|s| format!("  session {s}"))
+            .unwrap_or_default();
+        let detail = match seen {
+            Seen::Beat => format!(
+                "  ts {} every {}s",
+                heartbeat.ts,
+                heartbeat.interval_s.secs()
+            ),
+            _ => String::new(),
+        };
+        format!(
+            "{at}  {:<7}  {}/{}/{}  instance {}{session}{detail}",
+            seen.as_str(),
+            heartbeat.agent,
+            heartbeat.owner,
+            name.unwrap_or("-"),
+            heartbeat.instance_id,
+        )
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(stdout_failed)
+}

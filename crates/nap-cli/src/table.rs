@@ -1,0 +1,89 @@
+//! Tables for the terminal.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{ContentArrangement, Table};
+use nap_nats::AgentHandle;
+use nap_proto::Endpoint;
+use serde_json::{Map, Value};
+
+/// A table in nap's style, with `header`.
+pub fn new(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.iter().copied());
+    table
+}
+
+/// `-` for nothing.
+pub fn or_dash(value: Option<&str>) -> String {
+    value.filter(|v| !v.is_empty()).unwrap_or("-").to_owned()
+}
+
+/// `yes` or `no`.
+pub fn yes_no(value: bool) -> &'static str {
+    if value { "yes" } else { "no" }
+}
+
+/// One row per agent instance (§3, §4.3); `online` says, per instance,
+/// whether it is online (§8), `None` when unknown.
+pub fn agents(agents: &[(AgentHandle, Option<bool>)]) -> Table {
+    let mut table = new(&[
+        "Agent",
+        "Owner",
+        "Name",
+        "Session",
+        "Version",
+        "Protocol",
+        "Instance",
+        "Online",
+        "Max payload",
+        "Attachments",
+    ]);
+    for (agent, online) in agents {
+        let info = agent.info();
+        table.add_row(vec![
+            agent.agent().to_owned(),
+            agent.owner().to_owned(),
+            or_dash(agent.name()),
+            or_dash(agent.session()),
+            info.version.clone(),
+            agent.protocol_version().to_string(),
+            agent.id().to_owned(),
+            online.map_or("?", yes_no).to_owned(),
+            agent.max_payload().to_string(),
+            yes_no(agent.attachments_ok()).to_owned(),
+        ]);
+    }
+    table
+}
+
+/// Endpoint metadata as `key=value` pairs.
+pub fn metadata(metadata: &Map<String, Value>) -> String {
+    if metadata.is_empty() {
+        return "-".to_owned();
+    }
+    metadata
+        .iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One row per endpoint (§2.1, §3.3, §8.7).
+pub fn endpoints(endpoints: &[Endpoint]) -> Table {
+    let mut table = new(&["Endpoint", "Subject", "Queue group", "Metadata"]);
+    for endpoint in endpoints {
+        table.add_row(vec![
+            endpoint.name.clone(),
+            endpoint.subject.clone(),
+            or_dash(endpoint.queue_group.as_deref()),
+            metadata(&endpoint.metadata),
+        ]);
+    }
+    table
+}

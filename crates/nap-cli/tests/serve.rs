@@ -1,0 +1,211 @@
+//! `nap serve`: exec with a shell command, echo prompted by the Python SDK
+//! caller, llm with the offline model, and a graceful stop on SIGTERM.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod support;
+
+use nap_testkit::NatsServer;
+use serde_json::Value;
+use support::{assert_exit, run, stderr, stdout};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_exec_streams_a_shell_command_and_reports_its_failures() {
+    let server = NatsServer::start().unwrap();
+    let url = server.url();
+    let (_upper, _) = support::serve(
+        &url,
+        &[
+            "exec",
+            "--owner",
+            "sh",
+            "--name",
+            "upper",
+            "--",
+            "sh",
+            "-c",
+            "tr a-z A-Z; echo; echo \"from $NAP_AGENT/$NAP_OWNER/$NAP_NAME\"",
+        ],
+    )
+    .await;
+    let out = run(&url, &["prompt", "sh/upper", "hello exec"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "HELLO EXEC\nfrom exec/sh/upper\n");
+
+    // Attachments land in $NAP_ATTACHMENTS.
+    let (_ls, _) = support::serve(
+        &url,
+        &[
+            "exec",
+            "--owner",
+            "sh",
+            "--name",
+            "files",
+            "--",
+            "sh",
+            "-c",
+            "cat \"$NAP_ATTACHMENTS\"/*",
+        ],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in.txt");
+    std::fs::write(&file, "attached content\n").unwrap();
+    let out = run(
+        &url,
+        &[
+            "prompt",
+            "sh/files",
+            "x",
+            "--attach",
+            file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "attached content\n");
+
+    // A non-zero exit is a 500 carrying the stderr tail (§9.2).
+    let (_failing, _) = support::serve(
+        &url,
+        &[
+            "exec",
+            "--owner",
+            "sh",
+            "--name",
+            "failing",
+            "--",
+            "sh",
+            "-c",
+            "echo partial; echo 'no such thing' >&2; exit 3",
+        ],
+    )
+    .await;
+    let out = run(&url, &["prompt", "sh/failing", "anything"]).await;
+    assert_exit(&out, 1);
+    assert_eq!(stdout(&out), "partial\n");
+    let err = stderr(&out);
+    assert!(
+        err.contains("500") && err.contains("no such thing") && err.contains("exit status: 3"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_echo_is_prompted_by_the_python_caller() {
+    let server = NatsServer::start().unwrap();
+    let url = server.url();
+    let (_echo, id) = support::serve(
+        &url,
+        &[
+            "echo",
+            "--owner",
+            "py",
+            "--name",
+            "nap-serve",
+            "--heartbeat",
+            "1",
+        ],
+    )
+    .await;
+    let out = tokio::process::Command::new(support::python())
+        .arg(support::script("caller.py"))
+        .args([url.as_str(), "py", "nap-serve"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python caller failed:\n{}",
+        stderr(&out)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["instance_id"], id.as_str());
+    assert_eq!(seen["prompt_subject"], "agents.prompt.echo.py.nap-serve");
+    assert_eq!(seen["text"]["text"], "hello from python");
+    assert_eq!(
+        seen["attachment"]["text"],
+        "see attached\nattachments: data.bin (3 bytes)"
+    );
+    assert_eq!(seen["query"]["queries"][0], "favourite colour?");
+    assert_eq!(seen["query"]["text"], "you answered: blue");
+    assert_eq!(seen["status_instance_id"], id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_sets_identity_and_limits_and_stops_gracefully_on_sigterm() {
+    let server = NatsServer::start().unwrap();
+    let url = server.url();
+    let (serve, id) = support::serve(
+        &url,
+        &[
+            "echo",
+            "--agent",
+            "parrot",
+            "--owner",
+            "o",
+            "--name",
+            "n",
+            "--session",
+            "s1",
+            "--max-payload",
+            "2KB",
+            "--no-attachments",
+            "--metadata",
+            "team=blue",
+        ],
+    )
+    .await;
+    let out = run(&url, &["discover", "--json"]).await;
+    let records: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let record = &records[0];
+    assert_eq!(record["id"], id.as_str());
+    assert_eq!(record["metadata"]["agent"], "parrot");
+    assert_eq!(record["metadata"]["session"], "s1");
+    assert_eq!(record["metadata"]["team"], "blue");
+    let prompt = record["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "prompt")
+        .unwrap();
+    assert_eq!(prompt["subject"], "agents.prompt.parrot.o.n");
+    assert_eq!(prompt["metadata"]["max_payload"], "2KB");
+    assert_eq!(prompt["metadata"]["attachments_ok"], "false");
+
+    let status = serve.terminate().await;
+    assert!(status.success(), "{status:?}");
+    let out = run(&url, &["discover", "--json"]).await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        Value::Array(vec![])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_llm_with_the_offline_model() {
+    let server = NatsServer::start().unwrap();
+    let url = server.url();
+    let mut cmd = support::nap([
+        "--server", &url, "serve", "llm", "--owner", "o", "--name", "helper",
+    ]);
+    for var in [
+        "NAP_LLM",
+        "NAP_MODEL",
+        "NAP_LLM_BASE_URL",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+    ] {
+        cmd.env_remove(var);
+    }
+    let mut llm = support::Running::spawn(cmd);
+    let ready = llm
+        .line_where("the ready line", |l| l.starts_with("serving "))
+        .await;
+    assert!(
+        ready.starts_with("serving llm/o/helper as instance "),
+        "{ready}"
+    );
+    let out = run(&url, &["prompt", "o/helper", "hello model"]).await;
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("offline model"), "{}", stdout(&out));
+}

@@ -1,0 +1,83 @@
+"""A Python SDK agent (synadia-ai-agent-service) for the `nap` tests.
+
+Usage: agent.py NATS_URL OWNER NAME
+
+Registers agent `pyagent` as OWNER/NAME, beats every second, prints
+`READY <instance_id>` once registered. It answers:
+
+- `stream`: three response chunks, `one `, `two `, `three`;
+- `files`: an object-form response carrying `hello.txt`;
+- `reject`: a RequestRejectedError(409);
+- `ask`: a mid-stream query, then `hello <answer>`;
+- anything else: `echo: <prompt>`.
+
+It stops when its stdin closes or on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import threading
+
+import nats
+from synadia_ai.agents import Attachment, Envelope, ResponseChunk
+from synadia_ai.agent_service import AgentService, PromptStream, RequestRejectedError
+
+
+async def handler(envelope: Envelope, stream: PromptStream) -> None:
+    prompt = envelope.prompt
+    if prompt == "stream":
+        for part in ("one ", "two ", "three"):
+            await stream.send(part)
+    elif prompt == "files":
+        await stream.send(
+            ResponseChunk(
+                text="a file",
+                attachments=[Attachment.from_bytes("hello.txt", b"hello from python")],
+            )
+        )
+    elif prompt == "reject":
+        raise RequestRejectedError(409, "conflict from python")
+    elif prompt == "ask":
+        answer = await stream.ask("what is your name?", timeout=30)
+        await stream.send(f"hello {answer.prompt}")
+    else:
+        await stream.send(f"echo: {prompt}")
+
+
+async def main() -> None:
+    url, owner, name = sys.argv[1], sys.argv[2], sys.argv[3]
+    nc = await nats.connect(servers=url)
+    service = AgentService(
+        agent="pyagent",
+        owner=owner,
+        session_name=name,
+        nc=nc,
+        description="nap test agent",
+        heartbeat_interval_s=1,
+    )
+    service.on_prompt(handler)
+    await service.start()
+    await nc.flush()
+    print(f"READY {service.instance_id}", flush=True)
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+
+    def watch_stdin() -> None:
+        sys.stdin.read()
+        loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    try:
+        await stop.wait()
+    finally:
+        await service.stop()
+        await nc.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
