@@ -16,6 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use nap_agent::{Agent, AgentError, Request, Responder};
 
+pub mod demo;
+
 /// The prefix that makes the echo agent ask the caller a question (§7).
 pub const ASK_PREFIX: &str = "ask: ";
 

@@ -1,12 +1,55 @@
-//! `cargo xtask demo`.
+//! `cargo xtask demo [--topic TEXT]`: the end-to-end multi-agent demo.
+//!
+//! Makes sure a `nats-server` can be found (running `setup` when none is),
+//! then runs the `demo` binary of `nap-examples`, which uses the server at
+//! `$NATS_URL` if one answers and otherwise starts a private one. Runs fully
+//! offline with the deterministic model; `NAP_LLM` and a key select a real
+//! one. The topic can also come from `NAP_DEMO_TOPIC`.
 
 use std::process::ExitCode;
 
-/// There is no demo yet; say so and fail, rather than pretend.
-pub fn run() -> ExitCode {
-    eprintln!(
-        "cargo xtask demo: not available yet; the demo arrives with the orchestrator issue \
-         (crate `nap-orchestrator`)."
+use anyhow::{Context, Result};
+
+use crate::{cmd, setup};
+
+/// Runs the demo; `args` go to the demo binary (`--topic TEXT`, `--server URL`).
+pub fn run_with(args: &[String]) -> ExitCode {
+    match demo(args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo(args: &[String]) -> Result<ExitCode> {
+    // Only nats-server is needed; setup (which also builds the Python venv)
+    // runs only when it is missing.
+    let nats_server = match nap_testkit::find_nats_server() {
+        Ok(path) => path,
+        Err(_) => {
+            println!("==> setup (no nats-server found)");
+            setup::run().context("setup failed")?.nats_server
+        }
+    };
+    let mut cargo = cmd::cargo();
+    cargo
+        .current_dir(cmd::workspace_root())
+        .args(["run", "-q", "-p", "nap-examples", "--bin", "demo", "--"])
+        .args(args)
+        .env("NAP_NATS_SERVER", &nats_server);
+    let line = cmd::display(&cargo);
+    let extra: String = args.iter().map(|a| format!(" {a}")).collect();
+    println!(
+        "==> cargo run -q -p nap-examples --bin demo --{extra} (the first build takes a few minutes)"
     );
-    ExitCode::from(2)
+    let status = cargo
+        .status()
+        .with_context(|| format!("could not run `{line}`"))?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
 }

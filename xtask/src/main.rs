@@ -5,7 +5,7 @@
 //! - `cargo xtask test`: setup, fmt, clippy, the test suite, the doc tests.
 //! - `cargo xtask bench`: nap's host and caller beside raw async-nats.
 //! - `cargo xtask conformance agent|caller ...`: the conformance suite.
-//! - `cargo xtask demo`: the end-to-end demo (arrives with nap-orchestrator).
+//! - `cargo xtask demo [--topic TEXT]`: the end-to-end multi-agent demo.
 
 use std::process::ExitCode;
 
@@ -55,8 +55,13 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Run the end-to-end demo (not yet: arrives with nap-orchestrator).
-    Demo,
+    /// Run the end-to-end multi-agent demo: researcher, writer and editor
+    /// agents coordinated by a supervisor (`--topic TEXT`, `--server URL`).
+    Demo {
+        /// Arguments for the demo binary.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -66,7 +71,7 @@ fn main() -> ExitCode {
         Task::Test { runner_args } => test::run(&runner_args).map(|()| ExitCode::SUCCESS),
         Task::Bench => bench::run().map(|()| ExitCode::SUCCESS),
         Task::Conformance { args } => conformance::run(&args),
-        Task::Demo => Ok(demo::run()),
+        Task::Demo { args } => Ok(demo::run_with(&args)),
     };
     match result {
         Ok(code) => code,

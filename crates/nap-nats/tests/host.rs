@@ -524,3 +524,38 @@ fn ack_constant_matches_the_protocol_core() {
         br#"{"type":"status","data":"ack"}"#
     );
 }
+
+#[tokio::test]
+async fn dropping_the_agent_abandons_prompts_in_flight() {
+    let server = server();
+    let nc = connect(&server).await;
+    let started = Arc::new(Notify::new());
+    let s = started.clone();
+    let agent = agent_fn(move |_req: Request, out: Responder| {
+        let s = s.clone();
+        async move {
+            s.notify_one();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            out.text("should never arrive").await?;
+            Ok::<_, AgentError>(())
+        }
+    });
+    let running = AgentService::builder("d", "o", "n")
+        .start(nc.clone(), agent)
+        .await
+        .unwrap();
+    let inbox = nc.new_inbox();
+    let mut sub = nc.subscribe(inbox.clone()).await.unwrap();
+    nc.publish_with_reply("agents.prompt.d.o.n", inbox, "x".into())
+        .await
+        .unwrap();
+    assert_eq!(chunk(&sub.next().await.unwrap()), Chunk::ACK);
+    started.notified().await;
+    drop(running);
+    // Like a crashed process: nothing more, not even a terminator.
+    let more = tokio::time::timeout(Duration::from_millis(1500), sub.next()).await;
+    assert!(
+        more.is_err(),
+        "a message arrived after the agent was dropped"
+    );
+}

@@ -286,6 +286,7 @@ impl AgentServiceBuilder {
             interval,
         };
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (dropped_tx, dropped) = watch::channel(());
         let permits = Arc::new(Semaphore::new(self.max_concurrent));
 
         let prompts = tokio::spawn(
@@ -296,6 +297,7 @@ impl AgentServiceBuilder {
                 limits,
                 keepalive: self.keepalive,
                 permits: permits.clone(),
+                dropped,
             }
             .run(prompt_endpoint, stop_rx.clone()),
         );
@@ -320,6 +322,7 @@ impl AgentServiceBuilder {
             heartbeat_subject,
             service: Some(service),
             stop_tx,
+            _dropped: dropped_tx,
             tasks: vec![prompts, status, heartbeats],
             permits,
             max_concurrent: self.max_concurrent,
@@ -338,6 +341,8 @@ pub struct RunningAgent {
     heartbeat_subject: String,
     service: Option<async_nats::service::Service>,
     stop_tx: watch::Sender<bool>,
+    // Never sent on; dropping it abandons prompts still running.
+    _dropped: watch::Sender<()>,
     tasks: Vec<JoinHandle<()>>,
     permits: Arc<Semaphore>,
     max_concurrent: usize,

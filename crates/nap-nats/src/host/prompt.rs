@@ -22,6 +22,9 @@ pub(super) struct PromptLoop {
     pub(super) limits: PromptLimits,
     pub(super) keepalive: Option<Duration>,
     pub(super) permits: Arc<Semaphore>,
+    /// Closed when the [`super::RunningAgent`] is dropped: prompts still
+    /// running are abandoned then, as if the process had gone.
+    pub(super) dropped: watch::Receiver<()>,
 }
 
 impl PromptLoop {
@@ -85,8 +88,12 @@ impl PromptLoop {
             headers,
         };
         let this = self.clone();
+        let mut dropped = self.dropped.clone();
         tokio::spawn(async move {
-            this.run_agent(request, stream).await;
+            tokio::select! {
+                () = this.run_agent(request, stream) => {}
+                _ = dropped.changed() => tracing::debug!("prompt abandoned: the agent was dropped"),
+            }
             drop(permit);
         });
     }

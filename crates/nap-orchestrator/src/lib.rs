@@ -1,0 +1,70 @@
+//! Multi-agent orchestration over the NATS Agent Protocol: specialised
+//! agents, each its own NATS service in any language, coordinated by an
+//! orchestrator that discovers them and calls them.
+//!
+//! - [`RemoteAgentTool`] ([`AgentHandleExt::as_tool`]): a discovered agent
+//!   as a `nap-llm` tool. The model writes a prompt, the agent answers over
+//!   NATS, its errors, silences and disappearance become tool errors the
+//!   model reads, its questions follow a [`QueryPolicy`].
+//! - [`Supervisor`]: an LLM agent whose tools are the agents a discovery
+//!   filter finds, kept current from heartbeats: agents that appear become
+//!   tools, agents that go offline are withdrawn, several instances of one
+//!   agent are one tool.
+//! - [`Pipeline`]: sequences, fan-outs with a gather step, and bounded maps
+//!   without an LLM router, with per-step [`StepPolicy`] (timeout, retries)
+//!   and [`Progress`] events.
+//! - Agents all the way down: a [`Supervisor`] is an `Agent`, and
+//!   [`PipelineAgent`] makes a pipeline one, so either can be served on NATS
+//!   with `nap_nats::AgentService`, streaming progress and the answer.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//!
+//! use nap_nats::{AgentService, Client};
+//! use nap_orchestrator::Supervisor;
+//! use nap_proto::DiscoveryFilter;
+//!
+//! let nats = async_nats::connect("nats://127.0.0.1:4222").await?;
+//! let client = Client::new(nats.clone()).await?;
+//!
+//! // Every agent of owner "demo" becomes a tool of the supervisor's model.
+//! let supervisor = Supervisor::builder(client.clone(), nap_llm::from_env()?)
+//!     .filter(DiscoveryFilter { owner: Some("demo".into()), ..DiscoveryFilter::any() })
+//!     .inactivity_timeout(Duration::from_secs(30))
+//!     .start()
+//!     .await?;
+//! for agent in supervisor.agents() {
+//!     println!("tool {} -> {} instance(s)", agent.tool, agent.instances.len());
+//! }
+//!
+//! // Served on NATS, it is an agent like any other.
+//! let running = AgentService::builder("supervisor", "demo", "boss")
+//!     .start(nats, supervisor)
+//!     .await?;
+//! let boss = client
+//!     .find(DiscoveryFilter { agent: Some("supervisor".into()), ..DiscoveryFilter::any() })
+//!     .await?;
+//! println!("{}", boss.prompt("Write an article about NATS").await?.text().await?);
+//! running.stop().await;
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod pipeline;
+mod query;
+mod remote_tool;
+mod serve;
+mod supervisor;
+
+pub use error::{Error, Result};
+pub use pipeline::{INPUT, PROMPT, Pipeline, Progress, Step, StepPolicy, map_inputs};
+pub use query::{DEFAULT_FORWARD_TIMEOUT, QueryPolicy, current_caller, with_caller};
+pub use remote_tool::{
+    AgentHandleExt, Answer, CallOptions, DEFAULT_INACTIVITY_TIMEOUT, RemoteAgentTool,
+    RemoteToolArgs, ToolAttachment,
+};
+pub use serve::PipelineAgent;
+pub use supervisor::{
+    DEFAULT_REDISCOVERY, DEFAULT_SUPERVISOR_PROMPT, SupervisedAgent, Supervisor, SupervisorBuilder,
+};

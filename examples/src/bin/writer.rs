@@ -1,0 +1,15 @@
+//! The demo's writer agent: given a topic and notes, returns an article. Serves until
+//! Ctrl-C; the model comes from the environment (offline without one).
+//!
+//! ```sh
+//! cargo run -p nap-examples --bin writer -- --server nats://127.0.0.1:4222
+//! ```
+
+use clap::Parser;
+use nap_examples::demo::{Role, WorkerArgs, worker_main};
+
+#[tokio::main]
+async fn main() -> Result<(), nap_examples::demo::DemoError> {
+    nap_examples::init_logging();
+    worker_main(Role::Writer, WorkerArgs::parse(), &mut std::io::stdout()).await
+}

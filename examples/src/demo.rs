@@ -1,0 +1,443 @@
+//! The demo of `cargo xtask demo`: three specialised agents (researcher,
+//! writer, editor), each its own NATS service, and a supervisor that
+//! discovers them and calls each one as a tool.
+//!
+//! The binaries `researcher`, `writer`, `editor`, `supervisor` and `demo`
+//! are thin wrappers around this module; they print, this module writes to
+//! the writer it is given.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use nap_llm::{Llm, LlmAgent, Offline};
+use nap_nats::{AgentHandle, AgentService, Client, Event, PromptOptions, RunningAgent};
+use nap_orchestrator::{SupervisedAgent, Supervisor};
+use nap_proto::DiscoveryFilter;
+
+/// The boxed error of the demo functions.
+pub type DemoError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The owner token of the demo's agents (§2).
+pub const OWNER: &str = "demo";
+
+/// `metadata.agent` of the three workers.
+pub const WORKER_AGENT: &str = "worker";
+
+/// `metadata.agent` of the supervisor.
+pub const SUPERVISOR_AGENT: &str = "supervisor";
+
+/// The topic when none is given.
+pub const DEFAULT_TOPIC: &str = "quantum computing";
+
+/// The supervisor's system prompt.
+pub const SUPERVISOR_PROMPT: &str = "You are the editor-in-chief of a small newsroom of \
+agents, each available as a tool that takes a prompt: researcher, writer and editor. For the \
+user's topic: first call researcher for notes on the topic; then call writer with the topic \
+and the complete notes; then call editor with the complete draft. Call one agent at a time \
+and pass outputs on in full: the agents do not see this conversation. Finally answer with \
+the editor's article only, without comments. If an agent fails, say which one and why.";
+
+/// One of the demo's three specialised agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Collects facts about a topic.
+    Researcher,
+    /// Turns notes into an article.
+    Writer,
+    /// Polishes an article.
+    Editor,
+}
+
+impl Role {
+    /// All three, in the order the supervisor should call them.
+    pub const ALL: [Role; 3] = [Role::Researcher, Role::Writer, Role::Editor];
+
+    /// The instance name token (§2), also the supervisor's tool name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Researcher => "researcher",
+            Role::Writer => "writer",
+            Role::Editor => "editor",
+        }
+    }
+
+    /// The service description (§3.1) the supervisor's model reads.
+    pub fn description(self) -> &'static str {
+        match self {
+            Role::Researcher => {
+                "Researcher: given a topic, returns concise notes (key facts, recent developments, open questions)."
+            }
+            Role::Writer => {
+                "Writer: given a topic and research notes, returns a clear article of about 300 words with a title."
+            }
+            Role::Editor => {
+                "Editor: given a draft article, returns the corrected, tightened final article in Markdown."
+            }
+        }
+    }
+
+    /// The agent's system prompt.
+    pub fn system_prompt(self) -> &'static str {
+        match self {
+            Role::Researcher => {
+                "You are a meticulous researcher. Given a topic, list the key facts, recent \
+                 developments and open questions as concise bullet points. No prose, no article."
+            }
+            Role::Writer => {
+                "You are a science writer. Given a topic and research notes, write a clear, \
+                 engaging article of about 300 words with a title, using only the facts in the notes."
+            }
+            Role::Editor => {
+                "You are a demanding editor. Given a draft article, fix errors, tighten the prose, \
+                 keep the facts, and return only the final article in Markdown."
+            }
+        }
+    }
+}
+
+/// The model of the demo's agents: `nap_llm::from_env()`. The offline
+/// model streams with a short pause per word, so that the demo can be
+/// watched.
+pub fn model() -> Result<Arc<dyn Llm>, DemoError> {
+    let llm = nap_llm::from_env()?;
+    if llm.model() == Offline::MODEL {
+        return Ok(Arc::new(
+            Offline::new().with_delay(Duration::from_millis(12)),
+        ));
+    }
+    Ok(llm)
+}
+
+/// Serves `role` as `worker`/`owner`/`name` on `nats`.
+pub async fn start_worker(
+    nats: async_nats::Client,
+    llm: Arc<dyn Llm>,
+    role: Role,
+    owner: &str,
+    name: &str,
+) -> Result<RunningAgent, DemoError> {
+    let model = llm.model().to_owned();
+    let agent = LlmAgent::builder_arc(llm)
+        .system(role.system_prompt())
+        .build();
+    let running = AgentService::builder(WORKER_AGENT, owner, name)
+        .description(role.description())
+        .metadata("model", model)
+        .heartbeat_interval(Duration::from_secs(5))
+        .start(nats, agent)
+        .await?;
+    Ok(running)
+}
+
+/// A supervisor over the workers of `owner`.
+pub async fn start_supervisor(
+    client: Client,
+    llm: Arc<dyn Llm>,
+    owner: &str,
+) -> Result<Supervisor, DemoError> {
+    let supervisor = Supervisor::builder(client, llm)
+        .filter(DiscoveryFilter {
+            agent: Some(WORKER_AGENT.into()),
+            owner: Some(owner.into()),
+            ..DiscoveryFilter::any()
+        })
+        .system(SUPERVISOR_PROMPT)
+        .rediscover_every(Duration::from_secs(10))
+        .start()
+        .await?;
+    Ok(supervisor)
+}
+
+/// Serves `supervisor` as `supervisor`/`owner`/`name`.
+pub async fn serve_supervisor(
+    nats: async_nats::Client,
+    supervisor: Supervisor,
+    owner: &str,
+    name: &str,
+) -> Result<RunningAgent, DemoError> {
+    let running = AgentService::builder(SUPERVISOR_AGENT, owner, name)
+        .description("Supervisor: writes an article on a topic with the researcher, writer and editor agents.")
+        .heartbeat_interval(Duration::from_secs(5))
+        .start(nats, supervisor)
+        .await?;
+    Ok(running)
+}
+
+/// The tool names, for display.
+pub fn tool_names(agents: &[SupervisedAgent]) -> String {
+    if agents.is_empty() {
+        return "(none yet)".to_owned();
+    }
+    agents
+        .iter()
+        .map(|a| match a.instances.len() {
+            1 => a.tool.clone(),
+            n => format!("{} ({n} instances)", a.tool),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How one article run went.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    /// The agents that started working, in order.
+    pub started: Vec<String>,
+    /// The agents that failed.
+    pub failed: Vec<String>,
+    /// The final text.
+    pub text: String,
+}
+
+/// Prompts the served supervisor with `topic` and writes, as it happens,
+/// which agent is working and the answer streaming in.
+pub async fn write_article(
+    supervisor: &AgentHandle,
+    topic: &str,
+    out: &mut impl Write,
+) -> Result<RunReport, DemoError> {
+    let prompt = format!("Write a short article about {topic}.");
+    writeln!(out, "→ supervisor is working on {prompt:?}")?;
+    out.flush()?;
+    let options = PromptOptions::inactivity_timeout(Duration::from_secs(120));
+    let mut stream = supervisor.prompt_with(prompt, options).await?;
+    let mut report = RunReport::default();
+    let mut in_text = false;
+    while let Some(event) = stream.next().await {
+        match event? {
+            Event::Status(token) => {
+                let line = if let Some(agent) = token.strip_prefix("tool:") {
+                    report.started.push(agent.to_owned());
+                    format!("→ {agent} is working")
+                } else if let Some(agent) = token.strip_prefix("done:") {
+                    format!("✓ {agent} finished")
+                } else if let Some(agent) = token.strip_prefix("failed:") {
+                    report.failed.push(agent.to_owned());
+                    format!("✗ {agent} failed")
+                } else {
+                    continue;
+                };
+                if in_text {
+                    writeln!(out)?;
+                    in_text = false;
+                }
+                writeln!(out, "{line}")?;
+            }
+            Event::Response(data) => {
+                if !in_text {
+                    writeln!(out, "\n── supervisor ──")?;
+                    in_text = true;
+                }
+                write!(out, "{}", data.text())?;
+                report.text.push_str(data.text());
+            }
+            Event::Query(query) => {
+                // The demo runs unattended: say so, and let the agent decide.
+                writeln!(out, "? {} (answered: decide yourself)", query.prompt())?;
+                query
+                    .answer("Decide yourself; nobody is at the keyboard.")
+                    .await?;
+            }
+            Event::Ack => {}
+            Event::End => break,
+        }
+        out.flush()?;
+    }
+    if in_text {
+        writeln!(out, "\n────────────────")?;
+    }
+    Ok(report)
+}
+
+/// Connects to `url` if a server answers within two seconds.
+pub async fn try_connect(url: &str) -> Option<async_nats::Client> {
+    let connect = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(url);
+    match tokio::time::timeout(Duration::from_secs(3), connect).await {
+        Ok(Ok(nats)) => Some(nats),
+        Ok(Err(error)) => {
+            tracing::debug!(%url, %error, "no NATS server answered");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// The demo's options.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// The NATS server to use; must answer. `None`: `$NATS_URL` if it
+    /// answers, else a private server.
+    pub server: Option<String>,
+    /// The topic of the article.
+    pub topic: String,
+}
+
+/// Runs the whole demo, writing what happens to `out`; cleans up what it
+/// started. Fails when the supervisor could not write the article.
+pub async fn run(options: DemoOptions, out: &mut impl Write) -> Result<RunReport, DemoError> {
+    let started_at = Instant::now();
+    writeln!(out, "nap demo: an article on {:?}", options.topic)?;
+
+    // The server: the one given, else $NATS_URL if it answers, else our own.
+    let mut private = None;
+    let (nats, where_) = match &options.server {
+        Some(url) => match try_connect(url).await {
+            Some(nats) => (nats, format!("{url} (given)")),
+            None => return Err(format!("no NATS server answers at {url}").into()),
+        },
+        None => {
+            let shared = match std::env::var("NATS_URL") {
+                Ok(url) if !url.is_empty() => try_connect(&url).await.map(|n| (n, url)),
+                _ => None,
+            };
+            match shared {
+                Some((nats, url)) => (nats, format!("{url} ($NATS_URL)")),
+                None => {
+                    let server = tokio::task::spawn_blocking(nap_testkit::NatsServer::start)
+                        .await?
+                        .map_err(|e| {
+                            format!(
+                                "cannot start a private nats-server ({e}); run `cargo xtask setup`"
+                            )
+                        })?;
+                    let url = server.url();
+                    private = Some(server);
+                    let nats = async_nats::connect(&url).await?;
+                    (
+                        nats,
+                        format!("{url} (private nats-server, stopped at the end)"),
+                    )
+                }
+            }
+        }
+    };
+    let llm = model()?;
+    writeln!(out, "  NATS:  {where_}")?;
+    let hint = if llm.model() == Offline::MODEL {
+        " (deterministic, no network; set NAP_LLM and a key for a real model)"
+    } else {
+        ""
+    };
+    writeln!(out, "  model: {}{hint}", llm.model())?;
+
+    // Three specialised agents, each its own NATS service.
+    let mut agents = Vec::new();
+    for role in Role::ALL {
+        let running = start_worker(nats.clone(), llm.clone(), role, OWNER, role.name()).await?;
+        writeln!(
+            out,
+            "  agent {:<10} instance {} on {}",
+            role.name(),
+            running.id(),
+            running.prompt_subject()
+        )?;
+        agents.push(running);
+    }
+
+    // The supervisor discovers them and is served as an agent itself.
+    let client = Client::new(nats.clone()).await?;
+    let supervisor = start_supervisor(client.clone(), llm, OWNER).await?;
+    let all_there = |a: &[SupervisedAgent]| {
+        Role::ALL
+            .iter()
+            .all(|r| a.iter().any(|s| s.tool == r.name()))
+    };
+    if !supervisor
+        .wait_for(all_there, Duration::from_secs(10))
+        .await
+    {
+        return Err(format!(
+            "the supervisor did not discover all three agents: {}",
+            tool_names(&supervisor.agents())
+        )
+        .into());
+    }
+    writeln!(
+        out,
+        "  supervisor discovered: {}",
+        tool_names(&supervisor.agents())
+    )?;
+    let name = format!("supervisor-{}", std::process::id());
+    let served = serve_supervisor(nats.clone(), supervisor.clone(), OWNER, &name).await?;
+    let handle = client.lookup(served.id()).await?;
+    writeln!(out)?;
+    out.flush()?;
+
+    let outcome = write_article(&handle, &options.topic, out).await;
+
+    // Clean up what we started, whatever happened.
+    served.stop().await;
+    for running in agents {
+        running.stop().await;
+    }
+    drop(supervisor);
+    drop(client);
+    nats.flush().await.ok();
+    drop(nats);
+    let had_private = private.is_some();
+    drop(private);
+    let report = outcome?;
+    writeln!(
+        out,
+        "done in {:.1}s: {} agent turn(s), {} failure(s); stopped 4 agents{}.",
+        started_at.elapsed().as_secs_f64(),
+        report.started.len(),
+        report.failed.len(),
+        if had_private {
+            " and the private nats-server"
+        } else {
+            ""
+        }
+    )?;
+    if report.text.trim().is_empty() {
+        return Err("the supervisor answered no text".into());
+    }
+    Ok(report)
+}
+
+/// The flags of the `researcher`, `writer` and `editor` binaries.
+#[derive(Debug, clap::Parser)]
+pub struct WorkerArgs {
+    /// NATS server URL [default: $NATS_URL, then nats://127.0.0.1:4222]
+    #[arg(long)]
+    pub server: Option<String>,
+    /// The owner token (§2); the supervisor looks for workers of this owner.
+    #[arg(long, default_value = OWNER)]
+    pub owner: String,
+    /// The instance name token (§2) [default: the role's name]. Instances
+    /// with the same name share the load.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// The body of the worker binaries: serves `role` until Ctrl-C, after a
+/// ready line on `out`.
+pub async fn worker_main(
+    role: Role,
+    args: WorkerArgs,
+    out: &mut impl Write,
+) -> Result<(), DemoError> {
+    let url = crate::server_url(args.server);
+    let nats = async_nats::connect(&url)
+        .await
+        .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+    let llm = model()?;
+    let model_name = llm.model().to_owned();
+    let name = args.name.unwrap_or_else(|| role.name().to_owned());
+    let running = start_worker(nats, llm, role, &args.owner, &name).await?;
+    writeln!(
+        out,
+        "{} ready: instance {} on {} (model {model_name})",
+        role.name(),
+        running.id(),
+        running.prompt_subject()
+    )?;
+    out.flush()?;
+    tokio::signal::ctrl_c().await?;
+    running.stop().await;
+    Ok(())
+}
