@@ -29,6 +29,7 @@
 //! ```
 
 mod agent;
+pub mod echo;
 mod error;
 mod request;
 mod responder;

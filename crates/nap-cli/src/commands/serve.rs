@@ -10,7 +10,6 @@ use std::collections::VecDeque;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use clap::{Args, Subcommand};
@@ -136,7 +135,13 @@ pub async fn run(nats: async_nats::Client, args: ServeArgs) -> Result<(), Failur
     match args.kind {
         ServeKind::Echo { host } => {
             let builder = host.builder("echo", "nap echo agent: streams the prompt back".into())?;
-            serve(nats, builder, host.label("echo"), EchoAgent::default()).await
+            serve(
+                nats,
+                builder,
+                host.label("echo"),
+                nap_agent::echo::EchoAgent::default(),
+            )
+            .await
         }
         ServeKind::Exec {
             host,
@@ -222,53 +227,6 @@ async fn stop_signal() -> Result<(), Failure> {
         tokio::signal::ctrl_c()
             .await
             .map_err(|e| Failure::new(Status::Stream, e))
-    }
-}
-
-/// The prefix that makes the echo agent ask the caller a question (§7).
-const ASK_PREFIX: &str = "ask: ";
-
-/// Streams the prompt back in pieces of at most this many characters.
-const ECHO_PIECE: usize = 64;
-
-/// The echo agent: streams the prompt back, lists the attachments it
-/// received, and on `ask: QUESTION` asks the caller QUESTION mid-stream (§7)
-/// and streams the answer back.
-#[derive(Debug, Clone)]
-struct EchoAgent {
-    query_timeout: Duration,
-}
-
-impl Default for EchoAgent {
-    fn default() -> Self {
-        EchoAgent {
-            query_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-#[async_trait]
-impl Agent for EchoAgent {
-    async fn prompt(&self, request: Request, out: Responder) -> Result<(), AgentError> {
-        if let Some(question) = request.prompt().strip_prefix(ASK_PREFIX) {
-            let answer = out.ask(question.to_owned(), self.query_timeout).await?;
-            out.text(format!("you answered: {}", answer.prompt)).await?;
-            return Ok(());
-        }
-        let chars: Vec<char> = request.prompt().chars().collect();
-        for piece in chars.chunks(ECHO_PIECE) {
-            out.text(piece.iter().collect::<String>()).await?;
-        }
-        if !request.attachments().is_empty() {
-            let list: Vec<String> = request
-                .attachments()
-                .iter()
-                .map(|a| format!("{} ({} bytes)", a.filename, a.content.len()))
-                .collect();
-            out.text(format!("\nattachments: {}", list.join(", ")))
-                .await?;
-        }
-        Ok(())
     }
 }
 
@@ -443,7 +401,10 @@ mod tests {
             nap_proto::Envelope::text("hi")
                 .with_attachment(nap_proto::Attachment::new("a.bin", vec![1, 2])),
         );
-        EchoAgent::default().prompt(request, out).await.unwrap();
+        nap_agent::echo::EchoAgent::default()
+            .prompt(request, out)
+            .await
+            .unwrap();
         assert_eq!(got.text(), "hi\nattachments: a.bin (2 bytes)");
     }
 }
