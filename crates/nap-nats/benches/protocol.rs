@@ -38,6 +38,16 @@ async fn connect(url: &str) -> async_nats::Client {
         .unwrap()
 }
 
+/// Returns once the server has processed everything `nats` sent before
+/// (`flush` only empties the local buffer): a message to our own fresh
+/// inbox comes back only after the earlier SUBs are in place.
+async fn sync(nats: &async_nats::Client) {
+    let inbox = nats.new_inbox();
+    let mut echo = nats.subscribe(inbox.clone()).await.unwrap();
+    nats.publish(inbox, Bytes::new()).await.unwrap();
+    echo.next().await.unwrap();
+}
+
 /// Raw request/reply: a plain subscriber answering each request with its payload.
 async fn raw_request_reply(url: &str) -> Vec<Duration> {
     let responder = connect(url).await;
@@ -50,7 +60,7 @@ async fn raw_request_reply(url: &str) -> Vec<Duration> {
             }
         }
     });
-    responder.flush().await.unwrap();
+    sync(&responder).await;
     let caller = connect(url).await;
     let mut samples = Vec::with_capacity(ROUND_TRIPS);
     for _ in 0..ROUND_TRIPS {
@@ -175,7 +185,7 @@ async fn raw_stream(url: &str) -> f64 {
     for i in 0..10 {
         let subject = format!("bench.stream.{i}");
         let mut sub = receiver.subscribe(subject.clone()).await.unwrap();
-        receiver.flush().await.unwrap();
+        sync(&receiver).await;
         let t = Instant::now();
         for _ in 0..STREAM_BYTES / STREAM_CHUNK {
             publisher
@@ -213,7 +223,7 @@ async fn discovery(url: &str, n: usize) -> (Duration, Duration, usize) {
         hosts.push(host);
     }
     for c in &conns {
-        c.flush().await.unwrap();
+        sync(c).await;
     }
     let client = Client::new(connect(url).await).await.unwrap();
     let filter = DiscoveryFilter {
