@@ -3,25 +3,15 @@
 
 use std::path::PathBuf;
 
-/// The venv python with the Python SDKs: `$NAP_PYTHON`, else the one
-/// `cargo xtask setup` creates. Interop tests never skip: without it they fail.
+/// The interop venv's python (`nap_testkit::find_python`); panics, naming
+/// `cargo xtask setup`, when there is none. Interop tests never skip.
 pub fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("NAP_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = nap_testkit::tools_dir().join("venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no Python SDK environment at {}: run `cargo xtask setup`",
-        venv.display()
-    );
-    venv
+    nap_testkit::find_python().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The Python agent of nap-nats's interop tests (see its docstring).
 pub fn python_agent_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../crates/nap-nats/tests/support/python/interop_agent.py")
+    nap_testkit::python_peer("agent.py")
 }
 
 /// A script of this test directory.

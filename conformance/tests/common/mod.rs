@@ -6,19 +6,10 @@ use std::time::Duration;
 
 use nap_conformance::agent::{AgentOptions, Target};
 
-/// The Python interpreter with the protocol's Python SDKs: `$NAP_PYTHON`,
-/// else the venv `cargo xtask setup` makes. Panics (never skips) when absent.
+/// The interop venv's python (`nap_testkit::find_python`); panics, naming
+/// `cargo xtask setup`, when there is none. Interop tests never skip.
 pub fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("NAP_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = nap_testkit::workspace_root().join("target/nap-tools/venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no Python with the protocol SDKs: set NAP_PYTHON or run `cargo xtask setup` (looked for {})",
-        venv.display()
-    );
-    venv
+    nap_testkit::find_python().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A Python script of `tests/python/`.

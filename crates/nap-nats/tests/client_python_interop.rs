@@ -26,7 +26,7 @@ struct Setup {
 async fn setup(name: &str) -> Setup {
     let server = server();
     let client = caller(&server).await;
-    let agent = PythonAgent::start("interop_agent.py", &[&server.url(), "interop", name]).await;
+    let agent = PythonAgent::start("agent.py", &[&server.url(), "interop", name]).await;
     let handle = client
         .find(DiscoveryFilter {
             agent: Some("pyagent".into()),
@@ -165,8 +165,7 @@ async fn heartbeats_and_status_of_the_python_agent() {
     let client = caller(&server).await;
     // Watching before the agent starts: its first beats bring it online.
     let mut watch = client.watch();
-    let agent =
-        PythonAgent::start("interop_agent.py", &[&server.url(), "interop", "liveness"]).await;
+    let agent = PythonAgent::start("agent.py", &[&server.url(), "interop", "liveness"]).await;
     let online = soon(async {
         loop {
             let t = watch.next().await.unwrap();

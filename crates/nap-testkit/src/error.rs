@@ -19,6 +19,17 @@ pub enum TestkitError {
         searched: Vec<PathBuf>,
     },
 
+    /// No Python interpreter with the protocol's Python SDKs was found.
+    #[error(
+        "no Python for the interop tests: {} does not exist and NAP_PYTHON is not set; \
+         run `cargo xtask setup` to build the venv",
+        searched.display()
+    )]
+    PythonNotFound {
+        /// The venv interpreter looked for.
+        searched: PathBuf,
+    },
+
     /// The per-server temporary directory could not be created.
     #[error("could not create a temporary directory for nats-server: {source}")]
     TempDir {

@@ -34,6 +34,7 @@ mod binary;
 mod cluster;
 mod error;
 mod probe;
+mod python;
 mod server;
 
 pub use binary::{
@@ -42,4 +43,5 @@ pub use binary::{
 };
 pub use cluster::Cluster;
 pub use error::TestkitError;
+pub use python::{PYTHON_ENV, find_python, python_from, python_peer};
 pub use server::{DEFAULT_READY_TIMEOUT, NatsServer, NatsServerBuilder};

@@ -190,23 +190,10 @@ pub async fn serve(url: &str, args: &[&str]) -> (Running, String) {
     (running, id)
 }
 
-/// The interop venv's python: `$NAP_PYTHON`, else the one `cargo xtask
-/// setup` builds. Interop tests never skip: without it they fail.
+/// The interop venv's python (`nap_testkit::find_python`); panics, naming
+/// `cargo xtask setup`, when there is none. Interop tests never skip.
 pub fn python() -> PathBuf {
-    if let Some(path) = std::env::var_os("NAP_PYTHON").filter(|p| !p.is_empty()) {
-        return PathBuf::from(path);
-    }
-    let path = nap_testkit::tools_dir()
-        .join("venv")
-        .join("bin")
-        .join("python");
-    assert!(
-        path.exists(),
-        "no Python for the interop tests: {} does not exist and NAP_PYTHON is not set; \
-         run `cargo xtask setup` to build the venv",
-        path.display()
-    );
-    path
+    nap_testkit::find_python().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A script of `tests/support/python/`.
@@ -216,10 +203,11 @@ pub fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The Python SDK agent of `agent.py`, once it printed `READY <id>`.
+/// The Python SDK agent of nap-testkit's `python/agent.py`, once it printed `READY <id>`.
 pub async fn python_agent(url: &str, owner: &str, name: &str) -> (Running, String) {
     let mut cmd = tokio::process::Command::new(python());
-    cmd.arg(script("agent.py")).args([url, owner, name]);
+    cmd.arg(nap_testkit::python_peer("agent.py"))
+        .args([url, owner, name]);
     let mut running = Running::spawn(cmd);
     let ready = running
         .line_where("READY from the Python agent", |l| l.starts_with("READY "))

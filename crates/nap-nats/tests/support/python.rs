@@ -3,46 +3,20 @@
 //! to get one.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// Env var naming the Python interpreter of the interop venv.
-pub const PYTHON_ENV: &str = "NAP_PYTHON";
-
 /// How long a Python agent may take to start (imports included).
 const START_PATIENCE: Duration = Duration::from_secs(60);
 
-/// The interop venv's python: env `NAP_PYTHON`, else
-/// `<tools dir>/venv/bin/python` (`<workspace>/target/nap-tools/...`).
-/// Panics, naming `cargo xtask setup`, when there is none.
+/// The interop venv's python (`nap_testkit::find_python`); panics, naming
+/// `cargo xtask setup`, when there is none. Interop tests never skip.
 pub fn python() -> PathBuf {
-    if let Some(path) = std::env::var_os(PYTHON_ENV).filter(|p| !p.is_empty()) {
-        return PathBuf::from(path);
-    }
-    let path = nap_testkit::tools_dir()
-        .join("venv")
-        .join("bin")
-        .join("python");
-    assert!(
-        path.exists(),
-        "no Python for the interop tests: {} does not exist and {PYTHON_ENV} is not set; \
-         run `cargo xtask setup` to build the venv",
-        path.display()
-    );
-    path
-}
-
-/// A script under `tests/support/python/`.
-pub fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("support")
-        .join("python")
-        .join(name)
+    nap_testkit::find_python().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A running Python agent; killed when dropped.
@@ -57,7 +31,7 @@ impl PythonAgent {
     pub async fn start(script_name: &str, args: &[&str]) -> PythonAgent {
         let python = python();
         let mut child = Command::new(&python)
-            .arg(script(script_name))
+            .arg(nap_testkit::python_peer(script_name))
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

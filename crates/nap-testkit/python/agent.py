@@ -1,17 +1,19 @@
-"""A Python SDK agent (synadia-ai-agent-service) for the `nap` tests.
+"""A Python SDK agent (synadia-ai-agent-service): nap's interop peer in tests.
 
 Usage: agent.py NATS_URL OWNER NAME
 
-Registers agent `pyagent` as OWNER/NAME, beats every second, prints
-`READY <instance_id>` once registered. It answers:
+Registers agent `pyagent` as OWNER/NAME, beats every second, and prints
+`READY <instance_id>` once it is registered. What it answers depends on the
+prompt:
 
 - `stream`: three response chunks, `one `, `two `, `three`;
-- `files`: an object-form response carrying `hello.txt`;
-- `reject`: a RequestRejectedError(409);
+- `files`: an object-form response carrying one attachment;
+- `reject`: a RequestRejectedError(409) from the handler;
+- `crash`: an unexpected exception (the SDK answers 500);
 - `ask`: a mid-stream query, then `hello <answer>`;
 - anything else: `echo: <prompt>`.
 
-It stops when its stdin closes or on SIGTERM.
+It stops when its stdin closes (the test process is gone) or on SIGTERM.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import threading
 
 import nats
 from synadia_ai.agents import Attachment, Envelope, ResponseChunk
+
 from synadia_ai.agent_service import AgentService, PromptStream, RequestRejectedError
 
 
@@ -40,6 +43,8 @@ async def handler(envelope: Envelope, stream: PromptStream) -> None:
         )
     elif prompt == "reject":
         raise RequestRejectedError(409, "conflict from python")
+    elif prompt == "crash":
+        raise RuntimeError("boom")
     elif prompt == "ask":
         answer = await stream.ask("what is your name?", timeout=30)
         await stream.send(f"hello {answer.prompt}")
@@ -55,7 +60,7 @@ async def main() -> None:
         owner=owner,
         session_name=name,
         nc=nc,
-        description="nap test agent",
+        description="nap interop agent",
         heartbeat_interval_s=1,
     )
     service.on_prompt(handler)
@@ -68,6 +73,7 @@ async def main() -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
 
     def watch_stdin() -> None:
+        # Stdin closing means the test process is gone.
         sys.stdin.read()
         loop.call_soon_threadsafe(stop.set)
 
