@@ -1,6 +1,6 @@
 //! nap's own host passes: the `EchoAgent` of the examples, served in-process
-//! by `nap_nats::AgentService`, with no failure at any level but the pinned
-//! SHOULD below.
+//! by `nap_nats::AgentService`, with no failure at any level, and the
+//! tool-calling `LlmAgent` (offline model) likewise.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -57,5 +57,30 @@ async fn nap_host_refuses_attachments_when_it_says_so() {
         report.get("REQ-017").unwrap().outcome,
         nap_conformance::Outcome::Pass
     );
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn llm_agent_on_nap_host_is_compliant() {
+    let server = NatsServer::start().unwrap();
+    let nats = async_nats::connect(server.url()).await.unwrap();
+    let agent = nap_llm::LlmAgent::builder(nap_llm::Offline::new())
+        .tool(nap_llm::tools::calculator())
+        .tool(nap_llm::tools::utc_now())
+        .build();
+    let running = AgentService::builder("llm", "conformance", "nap-llm")
+        .heartbeat_interval(Duration::from_secs(1))
+        .start(nats, agent)
+        .await
+        .unwrap();
+    let report = agent::run(
+        &server.url(),
+        &common::quick(Target::Name("nap-llm".to_owned())),
+    )
+    .await
+    .unwrap();
+    let failed = common::failed(&report);
+    assert!(report.is_compliant(), "MUST failures: {failed:?}");
+    assert!(failed.is_empty(), "{}", report.json());
     running.stop().await;
 }
