@@ -130,17 +130,11 @@ impl Probe {
         &self.client
     }
 
-    /// Publishes `payload` (and `headers`, if any) to `subject` with a fresh
-    /// reply subject and records the stream that comes back.
-    pub async fn exchange(
-        &self,
-        label: impl Into<String>,
-        subject: &str,
-        payload: Bytes,
-        options: &ExchangeOptions,
-    ) -> Result<Exchange> {
+    /// Subscribes a fresh inbox, then publishes the request with it as the
+    /// reply subject (the subscription is in place first, §6.1).
+    async fn send(&self, subject: &str, payload: Bytes) -> Result<Sent> {
         let inbox = self.client.new_inbox();
-        let mut sub = self
+        let sub = self
             .client
             .subscribe(inbox.clone())
             .await
@@ -155,6 +149,23 @@ impl Probe {
             .publish_with_reply(subject.to_owned(), inbox, payload)
             .await
             .map_err(|e| Error::nats("publish", e))?;
+        Ok(Sent { sub, request, t0 })
+    }
+
+    /// Publishes `payload` (and `headers`, if any) to `subject` with a fresh
+    /// reply subject and records the stream that comes back.
+    pub async fn exchange(
+        &self,
+        label: impl Into<String>,
+        subject: &str,
+        payload: Bytes,
+        options: &ExchangeOptions,
+    ) -> Result<Exchange> {
+        let Sent {
+            mut sub,
+            request,
+            t0,
+        } = self.send(subject, payload).await?;
         let mut exchange = Exchange {
             label: label.into(),
             request,
@@ -217,21 +228,7 @@ impl Probe {
         payload: Bytes,
         wait: Duration,
     ) -> Result<Vec<Reply>> {
-        let inbox = self.client.new_inbox();
-        let mut sub = self
-            .client
-            .subscribe(inbox.clone())
-            .await
-            .map_err(|e| Error::nats("subscribe", e))?;
-        self.client
-            .flush()
-            .await
-            .map_err(|e| Error::nats("flush", e))?;
-        let t0 = Instant::now();
-        self.client
-            .publish_with_reply(subject.to_owned(), inbox, payload)
-            .await
-            .map_err(|e| Error::nats("publish", e))?;
+        let Sent { mut sub, t0, .. } = self.send(subject, payload).await?;
         let mut replies = Vec::new();
         let end = t0 + wait;
         while let Ok(Some(msg)) = tokio::time::timeout_at(end.into(), sub.next()).await {
@@ -257,22 +254,11 @@ impl Probe {
         payload: Bytes,
         timeout: Duration,
     ) -> Result<(WireMessage, Option<Reply>)> {
-        let inbox = self.client.new_inbox();
-        let mut sub = self
-            .client
-            .subscribe(inbox.clone())
-            .await
-            .map_err(|e| Error::nats("subscribe", e))?;
-        self.client
-            .flush()
-            .await
-            .map_err(|e| Error::nats("flush", e))?;
-        let t0 = Instant::now();
-        let request = WireMessage::new(subject, Some(inbox.clone()), None, &payload, 0);
-        self.client
-            .publish_with_reply(subject.to_owned(), inbox, payload)
-            .await
-            .map_err(|e| Error::nats("publish", e))?;
+        let Sent {
+            mut sub,
+            request,
+            t0,
+        } = self.send(subject, payload).await?;
         let reply = match tokio::time::timeout(timeout, sub.next()).await {
             Ok(Some(msg)) if msg.status.is_none_or(|s| s.as_u16() != 503) => Some(Reply {
                 wire: wire_of(&msg, t0),
@@ -283,4 +269,11 @@ impl Probe {
         let _ = sub.unsubscribe().await;
         Ok((request, reply))
     }
+}
+
+/// A request on the wire: its reply subscription, what was sent, and when.
+struct Sent {
+    sub: async_nats::Subscriber,
+    request: WireMessage,
+    t0: Instant,
 }
