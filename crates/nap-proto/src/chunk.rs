@@ -139,6 +139,10 @@ pub enum ChunkError {
     Attachments(#[from] AttachmentsError),
 }
 
+/// The exact bytes of the `ack` status chunk (§6.4), the first message of
+/// every response stream and the keep-alive.
+pub const ACK_JSON: &[u8] = br#"{"type":"status","data":"ack"}"#;
+
 impl Chunk {
     /// The `ack` status chunk (§6.4).
     pub const ACK: Chunk = Chunk::Status(StatusToken::Ack);
@@ -182,8 +186,26 @@ impl Chunk {
 
     /// The compact JSON wire form, e.g. `{"type":"status","data":"ack"}`.
     pub fn encode(&self) -> Vec<u8> {
+        if matches!(self, Chunk::Status(StatusToken::Ack)) {
+            return ACK_JSON.to_vec();
+        }
+        let mut out = Vec::with_capacity(self.size_hint());
         // ok: serialising strings and JSON values to a Vec cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        let _ = serde_json::to_writer(&mut out, self);
+        out
+    }
+
+    /// A guess of the encoded size, so that encoding allocates once.
+    fn size_hint(&self) -> usize {
+        const WRAPPER: usize = 48;
+        let text = match self {
+            Chunk::Response(data) => data.text().len(),
+            Chunk::Status(token) => token.as_str().len(),
+            Chunk::Query(q) => q.prompt.len() + q.reply_subject.len() + q.id.len() + 64,
+            Chunk::Unknown { .. } => 64,
+        };
+        // Room for a little escaping on top of the raw text.
+        WRAPPER + text + text / 16
     }
 }
 

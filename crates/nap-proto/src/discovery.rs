@@ -162,18 +162,6 @@ pub enum DoneReason {
     Deadline,
 }
 
-/// The answer of [`Discovery::poll`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DiscoveryPoll {
-    /// Collection is over.
-    Done(DoneReason),
-    /// Wait for replies until this instant, then poll again.
-    Pending {
-        /// The next instant at which the answer may change.
-        until: Instant,
-    },
-}
-
 /// One discovery round.
 #[derive(Debug)]
 pub struct Discovery {
@@ -223,26 +211,37 @@ impl Discovery {
         ReplyOutcome::Matched
     }
 
-    /// Whether collection is done at `now`, or until when to wait.
-    pub fn poll(&mut self, now: Instant) -> DiscoveryPoll {
-        if let Some(reason) = self.done {
-            return DiscoveryPoll::Done(reason);
+    /// When the round may end without another reply: the stall interval
+    /// after the last reply, or the absolute deadline; `None` once done.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.done.is_some() {
+            return None;
         }
         let deadline = self.started + self.config.deadline;
-        if now >= deadline {
+        Some(match self.last_reply {
+            Some(last) => (last + self.config.stall).min(deadline),
+            None => deadline,
+        })
+    }
+
+    /// Ends the round if `now` is past its deadline or its stall interval.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.done.is_some() {
+            return;
+        }
+        if now >= self.started + self.config.deadline {
             self.done = Some(DoneReason::Deadline);
-            return DiscoveryPoll::Done(DoneReason::Deadline);
+        } else if self
+            .last_reply
+            .is_some_and(|last| now >= last + self.config.stall)
+        {
+            self.done = Some(DoneReason::Stalled);
         }
-        match self.last_reply {
-            Some(last) if now >= last + self.config.stall => {
-                self.done = Some(DoneReason::Stalled);
-                DiscoveryPoll::Done(DoneReason::Stalled)
-            }
-            Some(last) => DiscoveryPoll::Pending {
-                until: (last + self.config.stall).min(deadline),
-            },
-            None => DiscoveryPoll::Pending { until: deadline },
-        }
+    }
+
+    /// Why the round is over, once it is.
+    pub fn poll(&self) -> Option<DoneReason> {
+        self.done
     }
 
     /// The matching agents collected so far, in arrival order.

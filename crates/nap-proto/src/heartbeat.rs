@@ -1,6 +1,6 @@
 //! The heartbeat payload (§8.3), also the `status` endpoint's reply (§8.7).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -111,5 +111,54 @@ impl Heartbeat {
     /// How long after this beat the instance counts as offline (§8.2).
     pub fn offline_after(&self) -> Duration {
         self.interval_s.as_duration() * OFFLINE_AFTER_INTERVALS
+    }
+}
+
+/// Why a heartbeat timestamp could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("could not write the heartbeat timestamp: {source}")]
+pub struct TimestampError {
+    #[source]
+    source: time::error::Format,
+}
+
+/// The §8.3 `ts` of a beat published at `at`: UTC, ISO 8601 (RFC 3339),
+/// whole seconds, e.g. `2026-04-21T13:59:45Z`.
+pub fn timestamp(at: SystemTime) -> Result<String, TimestampError> {
+    let at = time::OffsetDateTime::from(at);
+    let at = at.replace_nanosecond(0).unwrap_or(at);
+    at.format(&time::format_description::well_known::Rfc3339)
+        .map_err(|source| TimestampError { source })
+}
+
+/// Builds the heartbeats of one instance: the periodic beat (§8.1-8.3) and
+/// the `status` reply (§8.7) come from the same builder (§8.7.1), so the
+/// two always agree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Beacon {
+    /// `metadata.agent` of the instance.
+    pub agent: String,
+    /// `metadata.owner` of the instance.
+    pub owner: String,
+    /// `metadata.session`, when the instance is session-aware.
+    pub session: Option<String>,
+    /// The service id of the instance.
+    pub instance_id: String,
+    /// The instance's cadence.
+    pub interval: IntervalSecs,
+}
+
+impl Beacon {
+    /// The beat of time `at` (the caller reads the clock; this crate does not).
+    pub fn beat(&self, at: SystemTime) -> Result<Heartbeat, TimestampError> {
+        Ok(Heartbeat {
+            agent: self.agent.clone(),
+            owner: self.owner.clone(),
+            session: self.session.clone(),
+            instance_id: self.instance_id.clone(),
+            ts: timestamp(at)?,
+            interval_s: self.interval,
+            extra: Map::new(),
+        })
     }
 }

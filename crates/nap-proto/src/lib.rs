@@ -5,7 +5,10 @@
 //! (§5), chunks (§6, §7), error signals (§9), heartbeats (§8), `$SRV.INFO`
 //! records (§3, §4) and versions (§11). Protocol behaviour is written as
 //! state machines that take input and time as arguments and never touch a
-//! socket or a clock: [`ResponseStream`], [`Discovery`] and [`Liveness`].
+//! socket or a clock, all with one vocabulary (`handle_*(now, input)`,
+//! `poll_timeout()`, `handle_timeout(now)`, `poll()`): both halves of a
+//! response stream ([`AgentStream`] for the agent, [`ResponseStream`] for
+//! the caller), [`Discovery`] and [`Liveness`].
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -25,14 +28,18 @@
 //! let mut stream = ResponseStream::new(t0, Duration::from_secs(60));
 //! let ack = Chunk::ACK.encode();
 //! let text = Chunk::text("hi").encode();
-//! assert_eq!(stream.handle(t0, Received::body(&ack)).unwrap(), Some(StreamEvent::Ack));
-//! let Some(StreamEvent::Response(data)) = stream.handle(t0, Received::body(&text)).unwrap() else {
+//! stream.handle_message(t0, Received::body(&ack));
+//! assert_eq!(stream.poll(), Some(StreamEvent::Ack));
+//! stream.handle_message(t0, Received::body(&text));
+//! let Some(StreamEvent::Response(data)) = stream.poll() else {
 //!     panic!("expected a response chunk")
 //! };
 //! assert_eq!(data.text(), "hi");
-//! assert_eq!(stream.handle(t0, Received::body(b"")).unwrap(), Some(StreamEvent::End));
+//! stream.handle_message(t0, Received::body(b""));
+//! assert_eq!(stream.poll(), Some(StreamEvent::End));
 //! ```
 
+pub mod agent_stream;
 pub mod attachment;
 pub mod byte_size;
 pub mod chunk;
@@ -48,21 +55,23 @@ pub mod stream;
 pub mod subject;
 pub mod version;
 
+pub use agent_stream::{AgentStream, Outgoing, StreamClosed};
 pub use attachment::{Attachment, AttachmentError, Base64Error};
 pub use byte_size::{ByteSize, ByteSizeError};
 pub use chunk::{Chunk, ChunkError, Query, ResponseData, StatusToken};
 pub use discovery::{
-    Discovery, DiscoveryConfig, DiscoveryFilter, DiscoveryPoll, DoneReason, FilterMiss,
-    ReplyOutcome,
+    Discovery, DiscoveryConfig, DiscoveryFilter, DoneReason, FilterMiss, ReplyOutcome,
 };
 pub use envelope::{Envelope, EnvelopeError, PayloadForm};
 pub use error::{
     ERROR_CODE_HEADER, ERROR_HEADER, ErrorBody, ErrorCode, RemoteError, ServiceError, StatusCode,
 };
-pub use heartbeat::{Heartbeat, HeartbeatError, IntervalSecs};
+pub use heartbeat::{Beacon, Heartbeat, HeartbeatError, IntervalSecs};
 pub use liveness::{Liveness, Presence, Transition};
 pub use request::{PromptLimits, RequestError};
-pub use service_info::{AgentInfo, AgentMetadata, Endpoint, InfoError, PromptEndpoint};
-pub use stream::{Headers, Received, ResponseStream, StreamEvent, StreamViolation};
+pub use service_info::{
+    AgentInfo, AgentMetadata, Endpoint, InfoError, PingRecord, PromptEndpoint, Registration,
+};
+pub use stream::{Headers, Loss, Received, ResponseStream, StreamEvent, StreamViolation};
 pub use subject::{AgentSubject, Identity, SubjectError, Token, TokenError, Verb, Wildcard};
 pub use version::{CURRENT as PROTOCOL_VERSION, Compatibility, ProtocolVersion, VersionError};

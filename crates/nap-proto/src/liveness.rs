@@ -4,7 +4,7 @@
 //! an instance is online while the age of its last beat is under
 //! 3 × `interval_s` (§8.2), tracked per `instance_id`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use crate::heartbeat::Heartbeat;
@@ -46,6 +46,8 @@ impl Entry {
 #[derive(Debug, Default)]
 pub struct Liveness {
     entries: HashMap<String, Entry>,
+    /// Transitions not yet taken by [`Liveness::poll`], oldest first.
+    transitions: VecDeque<Transition>,
 }
 
 impl Liveness {
@@ -54,29 +56,31 @@ impl Liveness {
         Self::default()
     }
 
-    /// Records a heartbeat or status reply received at `now`; returns a
-    /// transition when the instance is new or was offline.
-    pub fn observe(&mut self, now: Instant, heartbeat: Heartbeat) -> Option<Transition> {
+    /// Records a heartbeat or status reply received at `now`; an instance
+    /// that is new or was offline comes online.
+    pub fn handle_heartbeat(&mut self, now: Instant, heartbeat: Heartbeat) {
         let id = heartbeat.instance_id.clone();
         let was = self.entries.get(&id).map(|e| e.presence);
+        if was != Some(Presence::Online) {
+            self.transitions.push_back(Transition {
+                instance_id: id.clone(),
+                presence: Presence::Online,
+                heartbeat: heartbeat.clone(),
+            });
+        }
         self.entries.insert(
-            id.clone(),
+            id,
             Entry {
                 last_seen: now,
-                heartbeat: heartbeat.clone(),
+                heartbeat,
                 presence: Presence::Online,
             },
         );
-        (was != Some(Presence::Online)).then_some(Transition {
-            instance_id: id,
-            presence: Presence::Online,
-            heartbeat,
-        })
     }
 
-    /// Marks instances whose beats stopped as offline; returns those that
-    /// changed at `now`.
-    pub fn poll(&mut self, now: Instant) -> Vec<Transition> {
+    /// Marks instances whose beats stopped by `now` as offline (§8.2: no
+    /// beat for 3 × `interval_s`), in `instance_id` order.
+    pub fn handle_timeout(&mut self, now: Instant) {
         let mut gone = Vec::new();
         for (id, entry) in &mut self.entries {
             if entry.presence == Presence::Online && now >= entry.expires() {
@@ -89,11 +93,16 @@ impl Liveness {
             }
         }
         gone.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
-        gone
+        self.transitions.extend(gone);
+    }
+
+    /// The next change of presence, oldest first.
+    pub fn poll(&mut self) -> Option<Transition> {
+        self.transitions.pop_front()
     }
 
     /// The next instant at which an online instance would go offline.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.entries
             .values()
             .filter(|e| e.presence == Presence::Online)

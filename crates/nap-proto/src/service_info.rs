@@ -40,6 +40,121 @@ pub fn info_subject_for(instance_id: &str) -> String {
     format!("{INFO_SUBJECT}.{instance_id}")
 }
 
+/// What an agent registers (§3): the service metadata and the `prompt`
+/// endpoint's capability metadata, as the string maps micro-service
+/// frameworks carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// `metadata.agent` (§3.2).
+    pub agent: String,
+    /// `metadata.owner` (§3.2).
+    pub owner: String,
+    /// `metadata.session`, for session-aware harnesses (§3.2).
+    pub session: Option<String>,
+    /// The `prompt` endpoint's limits (§2.1).
+    pub limits: crate::request::PromptLimits,
+}
+
+impl Registration {
+    /// The service metadata: `extra` (additional keys, §3.2) overlaid with
+    /// the protocol's own keys, which cannot be overridden.
+    pub fn service_metadata(
+        &self,
+        extra: &std::collections::HashMap<String, String>,
+    ) -> std::collections::HashMap<String, String> {
+        let mut metadata = extra.clone();
+        metadata.insert(keys::AGENT.into(), self.agent.clone());
+        metadata.insert(keys::OWNER.into(), self.owner.clone());
+        metadata.insert(
+            keys::PROTOCOL_VERSION.into(),
+            crate::version::CURRENT.to_string(),
+        );
+        match &self.session {
+            Some(s) => metadata.insert(keys::SESSION.into(), s.clone()),
+            None => metadata.remove(keys::SESSION),
+        };
+        metadata
+    }
+
+    /// The `prompt` endpoint metadata (§2.1, §3.3): `max_payload` in its
+    /// unit form and `attachments_ok` as `"true"`/`"false"`.
+    pub fn prompt_metadata(&self) -> std::collections::HashMap<String, String> {
+        std::collections::HashMap::from([
+            (
+                keys::MAX_PAYLOAD.to_owned(),
+                self.limits.max_payload.to_string(),
+            ),
+            (
+                keys::ATTACHMENTS_OK.to_owned(),
+                self.limits.attachments_ok.to_string(),
+            ),
+        ])
+    }
+
+    /// The default description (§3.1): `"{agent} agent {owner}/{name}"`.
+    pub fn default_description(&self, name: &str) -> String {
+        format!("{} agent {}/{}", self.agent, self.owner, name)
+    }
+}
+
+/// One `$SRV.PING.agents` reply: an instance that is reachable now (§4.1, §8.4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PingRecord {
+    /// The service id, which heartbeats carry as `instance_id` (§3.4).
+    pub id: String,
+    /// The harness version (§3.1).
+    pub version: String,
+    /// The service metadata, unknown keys included (§3.2).
+    pub metadata: Map<String, Value>,
+    /// The whole reply, for relaying unchanged (§3.2).
+    pub raw: Value,
+}
+
+impl PingRecord {
+    /// Reads a ping reply; `None` when it is not an `agents` service record.
+    pub fn parse(payload: &[u8]) -> Option<PingRecord> {
+        let raw: Value = serde_json::from_slice(payload).ok()?;
+        let obj = raw.as_object()?;
+        // §3.1: only services named `agents` are agents.
+        if obj.get("name")?.as_str()? != SERVICE_NAME {
+            return None;
+        }
+        let id = obj.get("id")?.as_str()?.to_owned();
+        let version = obj
+            .get("version")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let metadata = obj
+            .get("metadata")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        Some(PingRecord {
+            id,
+            version,
+            metadata,
+            raw,
+        })
+    }
+
+    /// `metadata.agent` (§3.2).
+    pub fn agent(&self) -> Option<&str> {
+        self.metadata.get(keys::AGENT).and_then(Value::as_str)
+    }
+
+    /// `metadata.owner` (§3.2).
+    pub fn owner(&self) -> Option<&str> {
+        self.metadata.get(keys::OWNER).and_then(Value::as_str)
+    }
+
+    /// `metadata.protocol_version`, when present and MAJOR.MINOR (§11.1).
+    pub fn protocol_version(&self) -> Option<ProtocolVersion> {
+        let text = self.metadata.get(keys::PROTOCOL_VERSION)?.as_str()?;
+        ProtocolVersion::parse(text).ok()
+    }
+}
+
 /// An agent instance as described by its `$SRV.INFO` record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentInfo {
@@ -214,9 +329,9 @@ impl Endpoint {
     }
 }
 
-/// Reads `attachments_ok` as a JSON boolean or the strings `"true"`/`"false"`
+/// Reads a metadata boolean such as `attachments_ok`: a JSON boolean or the strings `"true"`/`"false"`
 /// (micro-service frameworks carry endpoint metadata as strings).
-fn read_bool(value: &Value) -> Option<bool> {
+pub fn read_bool(value: &Value) -> Option<bool> {
     match value {
         Value::Bool(b) => Some(*b),
         Value::String(s) if s == "true" => Some(true),

@@ -1,10 +1,15 @@
-//! The caller's response-stream decoder (§6, §7, §9.3), sans IO.
+//! The caller's half of a response stream (§6, §7, §9.3), sans IO.
 //!
 //! Feed every message received on the reply subject to
-//! [`ResponseStream::handle`] together with the time it arrived; ask
-//! [`ResponseStream::deadline`] when the stream would expire and call
-//! [`ResponseStream::handle_timeout`] then. The decoder never reads a clock.
+//! [`ResponseStream::handle_message`] with the time it arrived, then take
+//! what it learned from [`ResponseStream::poll`]. Ask
+//! [`ResponseStream::poll_timeout`] when the stream would expire and call
+//! [`ResponseStream::handle_timeout`] then. When the transport knows that
+//! messages may have been lost, it says so with
+//! [`ResponseStream::handle_loss`], and the stream ends with an error
+//! instead of pretending to be complete. The machine never reads a clock.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::chunk::{Chunk, ChunkError, Query, ResponseData, StatusToken};
@@ -69,10 +74,51 @@ impl<'a> Received<'a> {
     pub fn is_terminator(&self) -> bool {
         self.headers.is_none() && self.body.is_empty()
     }
+
+    /// The §9.1 error signal carried by this message, if it is one: §12
+    /// asks callers to look at the error headers of every message before
+    /// its body.
+    pub fn error(&self) -> Option<RemoteError> {
+        let headers = self.headers?;
+        let code = headers.get(ERROR_CODE_HEADER);
+        let description = headers.get(ERROR_HEADER);
+        (code.is_some() || description.is_some())
+            .then(|| RemoteError::from_parts(code, description, self.body))
+    }
 }
 
-/// What a caller learns from one message.
+/// Why the messages of a stream may be incomplete although no rule of the
+/// protocol was broken: NATS core is at-most-once, and the transport tells
+/// the stream when it may have dropped something.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Loss {
+    /// The connection to the NATS server was lost and re-established while
+    /// the stream was open: whatever was published meanwhile is gone.
+    #[error(
+        "the connection to NATS was interrupted while the reply was streaming; messages may have been lost"
+    )]
+    Reconnected,
+    /// The NATS client dropped messages of this stream's subscription
+    /// because they were not read fast enough (a slow consumer).
+    #[error("the NATS client dropped messages of this reply (slow consumer)")]
+    SlowConsumer,
+    /// The reply outgrew the memory the caller allowed a stream to buffer.
+    #[error(
+        "the reply needed more than {limit} bytes of buffer; read it faster or raise the limit"
+    )]
+    BufferFull {
+        /// The budget, in bytes.
+        limit: u64,
+    },
+    /// The subscription carrying the reply ended before the terminator.
+    #[error("the reply subscription closed before the terminator")]
+    SubscriptionClosed,
+}
+
+/// What a caller learns from the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StreamEvent {
     /// The `ack` status (§6.4).
     Ack,
@@ -82,9 +128,13 @@ pub enum StreamEvent {
     Response(ResponseData),
     /// A mid-stream query to answer (§7).
     Query(Query),
-    /// An error signal (§9.3); the terminator should follow.
+    /// A message that broke a rule of the stream. The stream goes on: the
+    /// message is skipped and nothing else changes.
+    Violation(StreamViolation),
+    /// An error signal (§9.3): the stream is over with this outcome (the
+    /// terminator that should follow is not waited for).
     Error(RemoteError),
-    /// The terminator (§6.5): the stream is over.
+    /// The terminator (§6.5): the stream is over and complete.
     End,
     /// No message for longer than the inactivity timeout (§6.6): the stream
     /// is over with a transport error.
@@ -92,10 +142,33 @@ pub enum StreamEvent {
         /// How long the stream was silent.
         idle: Duration,
     },
+    /// The overall deadline the caller set passed before the terminator: the
+    /// stream is over (a stream of endless keep-alives would never end).
+    DeadlineExceeded {
+        /// How long the stream had been open.
+        after: Duration,
+    },
+    /// Messages may have been lost: the stream is over and incomplete.
+    Lost(Loss),
+}
+
+impl StreamEvent {
+    /// Whether the stream is over after this event.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            StreamEvent::Error(_)
+                | StreamEvent::End
+                | StreamEvent::TimedOut { .. }
+                | StreamEvent::DeadlineExceeded { .. }
+                | StreamEvent::Lost(_)
+        )
+    }
 }
 
 /// A message that breaks the stream rules; the stream state is unchanged.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum StreamViolation {
     /// A message arrived after the terminator (§6.5 MUST NOT).
     #[error("message received after the terminator (§6.5)")]
@@ -108,87 +181,125 @@ pub enum StreamViolation {
     HeadersOnEmpty,
     /// The body is not a well-formed chunk.
     #[error(transparent)]
-    Malformed(#[from] ChunkError),
+    Malformed(Arc<ChunkError>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl From<ChunkError> for StreamViolation {
+    fn from(e: ChunkError) -> Self {
+        StreamViolation::Malformed(Arc::new(e))
+    }
+}
+
+/// Two violations are equal when they break the same rule the same way
+/// (malformed chunks compare by their description).
+impl PartialEq for StreamViolation {
+    fn eq(&self, other: &Self) -> bool {
+        use StreamViolation::*;
+        match (self, other) {
+            (AfterEnd, AfterEnd) | (AfterError, AfterError) | (HeadersOnEmpty, HeadersOnEmpty) => {
+                true
+            }
+            (Malformed(a), Malformed(b)) => a.to_string() == b.to_string(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for StreamViolation {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Open,
+    /// An error signal arrived: only the terminator may follow (§9.3).
     ErrorSeen,
     Ended,
 }
 
-/// Decodes one response stream (caller side).
+/// The caller's half of one response stream.
 #[derive(Debug)]
 pub struct ResponseStream {
     state: State,
     inactivity: Duration,
+    started: Instant,
+    deadline: Option<Instant>,
     last_activity: Instant,
     messages: u64,
     first_was_ack: Option<bool>,
+    /// At most one event per input, taken by [`ResponseStream::poll`].
+    pending: Option<StreamEvent>,
 }
 
 impl ResponseStream {
-    /// A stream whose request was published at `now`.
+    /// A stream whose request was published at `now` (§6.6: the inactivity
+    /// clock starts at publication).
     pub fn new(now: Instant, inactivity: Duration) -> Self {
         ResponseStream {
             state: State::Open,
             inactivity,
+            started: now,
+            deadline: None,
             last_activity: now,
             messages: 0,
             first_was_ack: None,
+            pending: None,
         }
     }
 
+    /// Ends the stream with [`StreamEvent::DeadlineExceeded`] if it is still
+    /// open `after` its publication, however active it is.
+    pub fn with_deadline(mut self, after: Duration) -> Self {
+        self.deadline = self.started.checked_add(after);
+        self
+    }
+
     /// Reads one received message (§6.5, §9.3): headers first, then body.
-    pub fn handle(
-        &mut self,
-        now: Instant,
-        msg: Received<'_>,
-    ) -> Result<Option<StreamEvent>, StreamViolation> {
-        if self.state == State::Ended {
-            return Err(StreamViolation::AfterEnd);
+    pub fn handle_message(&mut self, now: Instant, msg: Received<'_>) {
+        let event = self.read(now, msg);
+        self.pending = event;
+    }
+
+    fn read(&mut self, now: Instant, msg: Received<'_>) -> Option<StreamEvent> {
+        match self.state {
+            // §6.5: nothing may follow the terminator.
+            State::Ended => return Some(StreamEvent::Violation(StreamViolation::AfterEnd)),
+            State::Open | State::ErrorSeen => {}
         }
+        // §6.6: every message resets the inactivity clock.
         self.last_activity = now;
         self.messages += 1;
         let first = self.messages == 1;
 
+        // §6.5: zero bytes and no header block end the stream.
         if msg.is_terminator() {
             self.state = State::Ended;
             self.note_first(first, false);
-            return Ok(Some(StreamEvent::End));
+            return Some(StreamEvent::End);
         }
         if self.state == State::ErrorSeen {
-            return Err(StreamViolation::AfterError);
+            return Some(StreamEvent::Violation(StreamViolation::AfterError));
         }
-        // §12: inspect Nats-Service-Error-Code on every message before the body.
-        if let Some(headers) = msg.headers {
-            let code = headers.get(ERROR_CODE_HEADER);
-            let description = headers.get(ERROR_HEADER);
-            if code.is_some() || description.is_some() {
-                self.state = State::ErrorSeen;
-                self.note_first(first, false);
-                return Ok(Some(StreamEvent::Error(RemoteError::from_parts(
-                    code,
-                    description,
-                    msg.body,
-                ))));
-            }
-            if msg.body.is_empty() {
-                self.note_first(first, false);
-                return Err(StreamViolation::HeadersOnEmpty);
-            }
+        // §12: error headers are inspected on every message before the body.
+        if let Some(error) = msg.error() {
+            // §9.3: the error is the outcome; the terminator is not waited for.
+            self.state = State::ErrorSeen;
+            self.note_first(first, false);
+            return Some(StreamEvent::Error(error));
+        }
+        if msg.headers.is_some() && msg.body.is_empty() {
+            self.note_first(first, false);
+            return Some(StreamEvent::Violation(StreamViolation::HeadersOnEmpty));
         }
         let chunk = Chunk::decode(msg.body);
         self.note_first(first, matches!(chunk, Ok(Chunk::Status(StatusToken::Ack))));
-        Ok(match chunk? {
-            Chunk::Status(StatusToken::Ack) => Some(StreamEvent::Ack),
-            Chunk::Status(StatusToken::Other(s)) => Some(StreamEvent::Status(s)),
-            Chunk::Response(data) => Some(StreamEvent::Response(data)),
-            Chunk::Query(q) => Some(StreamEvent::Query(q)),
+        match chunk {
+            Ok(Chunk::Status(StatusToken::Ack)) => Some(StreamEvent::Ack),
+            Ok(Chunk::Status(StatusToken::Other(s))) => Some(StreamEvent::Status(s)),
+            Ok(Chunk::Response(data)) => Some(StreamEvent::Response(data)),
+            Ok(Chunk::Query(q)) => Some(StreamEvent::Query(q)),
             // §6.6: unknown chunk types are silently ignored.
-            Chunk::Unknown { .. } => None,
-        })
+            Ok(Chunk::Unknown { .. }) => None,
+            Err(e) => Some(StreamEvent::Violation(e.into())),
+        }
     }
 
     fn note_first(&mut self, first: bool, was_ack: bool) {
@@ -197,31 +308,58 @@ impl ResponseStream {
         }
     }
 
-    /// When the stream expires if nothing arrives (§6.6); `None` once ended.
-    pub fn deadline(&self) -> Option<Instant> {
-        (self.state != State::Ended).then(|| self.last_activity + self.inactivity)
-    }
-
-    /// Ends the stream with [`StreamEvent::TimedOut`] if `now` is past the deadline.
-    pub fn handle_timeout(&mut self, now: Instant) -> Option<StreamEvent> {
-        let deadline = self.deadline()?;
-        if now < deadline {
-            return None;
+    /// The transport may have lost messages of this stream: an open stream
+    /// ends with [`StreamEvent::Lost`]. A stream that is already over is
+    /// left as it is (what it delivered was complete).
+    pub fn handle_loss(&mut self, loss: Loss) {
+        // An error signal (§9.3) or the terminator already settled the outcome.
+        if self.state != State::Open {
+            return;
         }
         self.state = State::Ended;
-        Some(StreamEvent::TimedOut {
-            idle: now.saturating_duration_since(self.last_activity),
+        self.pending = Some(StreamEvent::Lost(loss));
+    }
+
+    /// The next thing learned, if any.
+    pub fn poll(&mut self) -> Option<StreamEvent> {
+        self.pending.take()
+    }
+
+    /// When the stream expires if nothing arrives (§6.6), or at its
+    /// overall deadline, whichever is first; `None` once it is over.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Ended {
+            return None;
+        }
+        let idle = self.last_activity + self.inactivity;
+        Some(match self.deadline {
+            Some(deadline) => idle.min(deadline),
+            None => idle,
         })
     }
 
-    /// Whether the stream is over (terminator or timeout).
-    pub fn is_ended(&self) -> bool {
-        self.state == State::Ended
+    /// Ends the stream if `now` is past its inactivity timeout (§6.6) or its
+    /// overall deadline; earlier calls change nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Ended {
+            return;
+        }
+        if self.deadline.is_some_and(|d| now >= d) {
+            self.state = State::Ended;
+            self.pending = Some(StreamEvent::DeadlineExceeded {
+                after: now.saturating_duration_since(self.started),
+            });
+        } else if now >= self.last_activity + self.inactivity {
+            self.state = State::Ended;
+            self.pending = Some(StreamEvent::TimedOut {
+                idle: now.saturating_duration_since(self.last_activity),
+            });
+        }
     }
 
-    /// Whether an error signal was received.
-    pub fn saw_error(&self) -> bool {
-        self.state == State::ErrorSeen
+    /// Whether the stream is over (terminator, error, timeout or loss).
+    pub fn is_ended(&self) -> bool {
+        self.state == State::Ended
     }
 
     /// Whether the first message was the `ack` (§6.4); `None` before any message.

@@ -10,6 +10,30 @@ use nap_proto::{
     PayloadForm, Received, ResponseData, ResponseStream, ServiceError, StatusCode, StreamEvent,
 };
 
+/// The pre-idiom shape of one step, so that each test reads as a table:
+/// feed one input, get what it produced (a violation as `Err`).
+trait Step {
+    fn handle(
+        &mut self,
+        t: Instant,
+        msg: Received<'_>,
+    ) -> Result<Option<StreamEvent>, nap_proto::StreamViolation>;
+}
+
+impl Step for ResponseStream {
+    fn handle(
+        &mut self,
+        t: Instant,
+        msg: Received<'_>,
+    ) -> Result<Option<StreamEvent>, nap_proto::StreamViolation> {
+        self.handle_message(t, msg);
+        match self.poll() {
+            Some(StreamEvent::Violation(v)) => Err(v),
+            other => Ok(other),
+        }
+    }
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }

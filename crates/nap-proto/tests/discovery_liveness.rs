@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use nap_proto::discovery::FilterMiss;
 use nap_proto::{
-    Discovery, DiscoveryConfig, DiscoveryFilter, DiscoveryPoll, DoneReason, Heartbeat, Liveness,
-    Presence, ReplyOutcome,
+    Discovery, DiscoveryConfig, DiscoveryFilter, DoneReason, Heartbeat, Liveness, Presence,
+    ReplyOutcome, Transition,
 };
 
 fn info(id: &str, agent: &str, owner: &str, name: &str, version: &str) -> Vec<u8> {
@@ -24,13 +24,42 @@ fn info(id: &str, agent: &str, owner: &str, name: &str, version: &str) -> Vec<u8
 
 const MS: Duration = Duration::from_millis(1);
 
+/// Where a round stands at `now`: over, or waiting until an instant.
+#[derive(Debug, PartialEq)]
+enum Poll {
+    Done(DoneReason),
+    Pending { until: Instant },
+}
+
+fn poll(d: &mut Discovery, now: Instant) -> Poll {
+    d.handle_timeout(now);
+    match d.poll() {
+        Some(reason) => Poll::Done(reason),
+        None => Poll::Pending {
+            until: d.poll_timeout().unwrap(),
+        },
+    }
+}
+
+/// One heartbeat in, the transition it caused out.
+fn observe(l: &mut Liveness, now: Instant, hb: Heartbeat) -> Option<Transition> {
+    l.handle_heartbeat(now, hb);
+    l.poll()
+}
+
+/// Time passes; the transitions it caused.
+fn expire(l: &mut Liveness, now: Instant) -> Vec<Transition> {
+    l.handle_timeout(now);
+    std::iter::from_fn(|| l.poll()).collect()
+}
+
 #[test]
 fn stalls_after_the_last_reply() {
     let t0 = Instant::now();
     let mut d = Discovery::new(t0, DiscoveryConfig::default(), DiscoveryFilter::any());
     assert_eq!(
-        d.poll(t0),
-        DiscoveryPoll::Pending {
+        poll(&mut d, t0),
+        Poll::Pending {
             until: t0 + 2000 * MS
         }
     );
@@ -39,8 +68,8 @@ fn stalls_after_the_last_reply() {
         ReplyOutcome::Matched
     ));
     assert_eq!(
-        d.poll(t0 + 10 * MS),
-        DiscoveryPoll::Pending {
+        poll(&mut d, t0 + 10 * MS),
+        Poll::Pending {
             until: t0 + 760 * MS
         }
     );
@@ -49,14 +78,14 @@ fn stalls_after_the_last_reply() {
         ReplyOutcome::Matched
     ));
     assert_eq!(
-        d.poll(t0 + 760 * MS),
-        DiscoveryPoll::Pending {
+        poll(&mut d, t0 + 760 * MS),
+        Poll::Pending {
             until: t0 + 1250 * MS
         }
     );
     assert_eq!(
-        d.poll(t0 + 1250 * MS),
-        DiscoveryPoll::Done(DoneReason::Stalled)
+        poll(&mut d, t0 + 1250 * MS),
+        Poll::Done(DoneReason::Stalled)
     );
     assert!(matches!(
         d.handle_reply(t0 + 1300 * MS, &info("C", "echo", "me", "c", "0.3")),
@@ -77,18 +106,15 @@ fn deadline_bounds_a_steady_trickle() {
         );
     }
     assert_eq!(
-        d.poll(t0 + 2000 * MS),
-        DiscoveryPoll::Done(DoneReason::Deadline)
+        poll(&mut d, t0 + 2000 * MS),
+        Poll::Done(DoneReason::Deadline)
     );
     // Nothing at all: done at the deadline.
     let mut d = Discovery::new(t0, DiscoveryConfig::default(), DiscoveryFilter::any());
-    assert!(matches!(
-        d.poll(t0 + 1999 * MS),
-        DiscoveryPoll::Pending { .. }
-    ));
+    assert!(matches!(poll(&mut d, t0 + 1999 * MS), Poll::Pending { .. }));
     assert_eq!(
-        d.poll(t0 + 2000 * MS),
-        DiscoveryPoll::Done(DoneReason::Deadline)
+        poll(&mut d, t0 + 2000 * MS),
+        Poll::Done(DoneReason::Deadline)
     );
 }
 
@@ -121,12 +147,12 @@ fn first_match_fast_path_and_filters() {
         d.handle_reply(t0, br#"{"name":"billing","id":"q","version":"1"}"#),
         ReplyOutcome::Rejected(_)
     ));
-    assert!(matches!(d.poll(t0 + MS), DiscoveryPoll::Pending { .. }));
+    assert!(matches!(poll(&mut d, t0 + MS), Poll::Pending { .. }));
     assert!(matches!(
         d.handle_reply(t0 + MS, &info("OK", "echo", "alice", "w1", "0.3.1")),
         ReplyOutcome::Matched
     ));
-    assert_eq!(d.poll(t0 + MS), DiscoveryPoll::Done(DoneReason::FirstMatch));
+    assert_eq!(poll(&mut d, t0 + MS), Poll::Done(DoneReason::FirstMatch));
 }
 
 #[test]
@@ -175,26 +201,31 @@ fn online_while_younger_than_three_intervals() {
     let t0 = Instant::now();
     let s = Duration::from_secs(1);
     let mut l = Liveness::new();
-    let t = l.observe(t0, beat("A", 10)).unwrap();
+    let t = observe(&mut l, t0, beat("A", 10)).unwrap();
     assert_eq!(t.presence, Presence::Online);
     assert!(
-        l.observe(t0 + 5 * s, beat("A", 10)).is_none(),
+        observe(&mut l, t0 + 5 * s, beat("A", 10)).is_none(),
         "still online: no transition"
     );
-    assert_eq!(l.next_deadline(), Some(t0 + 35 * s));
+    assert_eq!(l.poll_timeout(), Some(t0 + 35 * s));
     assert!(l.is_online("A", t0 + 34 * s));
-    assert!(l.poll(t0 + 34 * s).is_empty());
-    let gone = l.poll(t0 + 35 * s);
+    assert!(expire(&mut l, t0 + 34 * s).is_empty());
+    let gone = expire(&mut l, t0 + 35 * s);
     assert_eq!(gone.len(), 1);
     assert_eq!(
         (gone[0].instance_id.as_str(), gone[0].presence),
         ("A", Presence::Offline)
     );
-    assert!(l.poll(t0 + 40 * s).is_empty(), "one transition only");
+    assert!(
+        expire(&mut l, t0 + 40 * s).is_empty(),
+        "one transition only"
+    );
     assert_eq!(l.presence("A", t0 + 40 * s), Some(Presence::Offline));
     // Back again.
     assert_eq!(
-        l.observe(t0 + 41 * s, beat("A", 10)).unwrap().presence,
+        observe(&mut l, t0 + 41 * s, beat("A", 10))
+            .unwrap()
+            .presence,
         Presence::Online
     );
     assert_eq!(l.presence("nobody", t0), None);
@@ -205,9 +236,9 @@ fn instances_are_tracked_separately() {
     let t0 = Instant::now();
     let s = Duration::from_secs(1);
     let mut l = Liveness::new();
-    l.observe(t0, beat("A", 1));
-    l.observe(t0, beat("B", 30));
-    let gone = l.poll(t0 + 3 * s);
+    observe(&mut l, t0, beat("A", 1));
+    observe(&mut l, t0, beat("B", 30));
+    let gone = expire(&mut l, t0 + 3 * s);
     assert_eq!(
         gone.iter()
             .map(|t| t.instance_id.as_str())

@@ -5,6 +5,36 @@ use std::time::{Duration, Instant};
 
 use nap_proto::{ErrorCode, Received, ResponseStream, StatusCode, StreamEvent, StreamViolation};
 
+/// The pre-idiom shape of one step, so that each test reads as a table:
+/// feed one input, get what it produced (a violation as `Err`).
+trait Step {
+    fn handle(
+        &mut self,
+        t: Instant,
+        msg: Received<'_>,
+    ) -> Result<Option<StreamEvent>, StreamViolation>;
+    fn timeout(&mut self, t: Instant) -> Option<StreamEvent>;
+}
+
+impl Step for ResponseStream {
+    fn handle(
+        &mut self,
+        t: Instant,
+        msg: Received<'_>,
+    ) -> Result<Option<StreamEvent>, StreamViolation> {
+        self.handle_message(t, msg);
+        match self.poll() {
+            Some(StreamEvent::Violation(v)) => Err(v),
+            other => Ok(other),
+        }
+    }
+
+    fn timeout(&mut self, t: Instant) -> Option<StreamEvent> {
+        self.handle_timeout(t);
+        self.poll()
+    }
+}
+
 fn stream() -> (ResponseStream, Instant) {
     let t0 = Instant::now();
     (ResponseStream::new(t0, Duration::from_secs(60)), t0)
@@ -42,7 +72,7 @@ fn ack_then_chunks_then_end() {
     assert_eq!(body(&mut s, t, b"").unwrap(), Some(StreamEvent::End));
     assert!(s.is_ended());
     assert_eq!(s.first_was_ack(), Some(true));
-    assert_eq!(s.deadline(), None);
+    assert_eq!(s.poll_timeout(), None);
 }
 
 #[test]
@@ -94,7 +124,10 @@ fn error_then_terminator_is_one_error_then_end() {
     };
     assert_eq!(e.code, ErrorCode::Listed(StatusCode::Internal));
     assert_eq!(e.message(), "boom");
-    assert!(s.saw_error());
+    assert!(
+        !s.is_ended(),
+        "after an error, only the terminator may come"
+    );
     assert_eq!(body(&mut s, t, b"").unwrap(), Some(StreamEvent::End));
     assert!(s.is_ended());
 }
@@ -224,22 +257,22 @@ fn query_event() {
 #[test]
 fn inactivity_expires_from_the_last_message() {
     let (mut s, t0) = stream();
-    assert_eq!(s.deadline(), Some(t0 + Duration::from_secs(60)));
-    assert_eq!(s.handle_timeout(t0 + Duration::from_secs(59)), None);
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(60)));
+    assert_eq!(s.timeout(t0 + Duration::from_secs(59)), None);
     // Every chunk, acks included, resets the clock (§6.4, §6.6).
     let t1 = t0 + Duration::from_secs(50);
     body(&mut s, t1, br#"{"type":"status","data":"ack"}"#).unwrap();
-    assert_eq!(s.deadline(), Some(t1 + Duration::from_secs(60)));
-    assert_eq!(s.handle_timeout(t0 + Duration::from_secs(100)), None);
+    assert_eq!(s.poll_timeout(), Some(t1 + Duration::from_secs(60)));
+    assert_eq!(s.timeout(t0 + Duration::from_secs(100)), None);
     let late = t1 + Duration::from_secs(61);
     assert_eq!(
-        s.handle_timeout(late),
+        s.timeout(late),
         Some(StreamEvent::TimedOut {
             idle: Duration::from_secs(61)
         })
     );
     assert!(s.is_ended());
-    assert_eq!(s.handle_timeout(late), None);
+    assert_eq!(s.timeout(late), None);
     assert!(matches!(
         body(&mut s, late, b""),
         Err(StreamViolation::AfterEnd)
