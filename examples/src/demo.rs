@@ -240,8 +240,11 @@ pub async fn write_article(
                     .answer("Decide yourself; nobody is at the keyboard.")
                     .await?;
             }
-            Event::Ack => {}
+            Event::Violation(violation) => {
+                return Err(nap_nats::Error::Protocol(violation).into());
+            }
             Event::End => break,
+            _ => {}
         }
         out.flush()?;
     }
@@ -306,7 +309,7 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> Result<RunReport
                         })?;
                     let url = server.url();
                     private = Some(server);
-                    let nats = async_nats::connect(&url).await?;
+                    let nats = nap_nats::connect_options().connect(&url).await?;
                     (
                         nats,
                         format!("{url} (private nats-server, stopped at the end)"),
@@ -422,7 +425,8 @@ pub async fn worker_main(
     out: &mut impl Write,
 ) -> Result<(), DemoError> {
     let url = crate::server_url(args.server);
-    let nats = async_nats::connect(&url)
+    let nats = nap_nats::connect_options()
+        .connect(&url)
         .await
         .map_err(|e| format!("cannot connect to {url}: {e}"))?;
     let llm = model()?;
@@ -437,7 +441,8 @@ pub async fn worker_main(
         running.prompt_subject()
     )?;
     out.flush()?;
-    tokio::signal::ctrl_c().await?;
+    // SIGTERM or Ctrl-C: finish what is in flight, then leave.
+    nap_nats::shutdown_signal().await?;
     running.stop().await;
     Ok(())
 }

@@ -54,32 +54,40 @@ impl Analysis {
                 Some(h) => Received::with_headers(h, &r.body),
                 None => Received::body(&r.body),
             };
-            match stream.handle(t0, received) {
-                Ok(Some(StreamEvent::Ack)) => {
+            stream.handle_message(t0, received);
+            match stream.poll() {
+                Some(StreamEvent::Ack) => {
                     a.ack.get_or_insert(i);
                     if i == 0 {
                         a.first_is_ack = true;
                     }
                 }
-                Ok(Some(StreamEvent::Response(_))) => {
+                Some(StreamEvent::Response(_)) => {
                     a.first_content.get_or_insert(i);
                 }
-                Ok(Some(StreamEvent::Query(q))) => {
+                Some(StreamEvent::Query(q)) => {
                     a.first_content.get_or_insert(i);
                     a.queries.push(q);
                 }
-                Ok(Some(StreamEvent::Error(e))) => {
+                Some(StreamEvent::Error(e)) => {
                     if a.error.is_none() {
                         a.error = Some((i, e.clone()));
                     }
                     a.errors.push((i, e));
                 }
-                Ok(Some(StreamEvent::End)) => a.terminator = Some(i),
-                Ok(_) => {}
-                Err(StreamViolation::HeadersOnEmpty) => a.headers_on_empty.push(i),
-                Err(StreamViolation::AfterError) => a.after_error.push(i),
-                Err(StreamViolation::AfterEnd) => a.after_terminator.push(i),
-                Err(StreamViolation::Malformed(e)) => a.malformed.push((i, e.to_string())),
+                Some(StreamEvent::End) => a.terminator = Some(i),
+                Some(StreamEvent::Violation(StreamViolation::HeadersOnEmpty)) => {
+                    a.headers_on_empty.push(i)
+                }
+                Some(StreamEvent::Violation(StreamViolation::AfterError)) => a.after_error.push(i),
+                Some(StreamEvent::Violation(StreamViolation::AfterEnd)) => {
+                    a.after_terminator.push(i)
+                }
+                Some(StreamEvent::Violation(StreamViolation::Malformed(e))) => {
+                    a.malformed.push((i, e.to_string()))
+                }
+                // Unknown chunk types (§6.6), and anything a newer core adds.
+                _ => {}
             }
         }
         a

@@ -129,7 +129,7 @@ impl Settings {
 
     /// The `async_nats` options for these settings.
     pub async fn options(&self, timeout: Duration) -> anyhow::Result<ConnectOptions> {
-        let mut options = ConnectOptions::new()
+        let mut options = nap_nats::connect_options()
             .name("nap")
             .connection_timeout(timeout);
         if let Some(creds) = &self.creds {

@@ -64,6 +64,16 @@ pub enum Error {
         /// How long the stream was silent.
         idle: Duration,
     },
+    /// The prompt's overall deadline passed before the reply was complete.
+    #[error("the reply was not complete {after:?} after the prompt: deadline exceeded")]
+    DeadlineExceeded {
+        /// How long the stream had been open.
+        after: Duration,
+    },
+    /// Part of the reply may have been lost in transit (NATS core delivers
+    /// at most once): the reply is incomplete, and says so.
+    #[error("the reply is incomplete: {0}")]
+    Lost(nap_proto::Loss),
     /// Nobody listens on the subject.
     #[error("no agent is listening on {subject}")]
     NoResponders {

@@ -39,7 +39,35 @@ mod wire;
 
 pub use client::{AgentHandle, Client, Event, PendingQuery, PromptOptions, PromptStream};
 pub use error::{Error, Result};
-pub use host::{AgentService, AgentServiceBuilder, RunningAgent};
+
+/// How many messages a subscription of a connection made with
+/// [`connect_options`] holds before the NATS client drops them: 2^20.
+///
+/// The client keeps each subscription's unread messages in a queue of this
+/// length and drops what arrives while it is full, telling nobody but an
+/// optional event callback. async-nats's default is 65,536 messages, which
+/// a burst of prompts passes in a fraction of a second. The queue only
+/// takes memory for the messages actually waiting, so a long one costs
+/// nothing while nap keeps up.
+pub const SUBSCRIPTION_CAPACITY: usize = 1 << 20;
+
+/// Connection options for hosting and calling agents: async-nats's
+/// defaults with [`SUBSCRIPTION_CAPACITY`], so that bursts of prompts or
+/// chunks wait in memory (bounded by nap's own budgets) instead of being
+/// dropped by the client. Add credentials, TLS and the rest as usual.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), async_nats::ConnectError> {
+/// let nats = nap_nats::connect_options()
+///     .name("my-agent")
+///     .connect("nats://127.0.0.1:4222")
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub fn connect_options() -> async_nats::ConnectOptions {
+    async_nats::ConnectOptions::new().subscription_capacity(SUBSCRIPTION_CAPACITY)
+}
+pub use host::{AgentService, AgentServiceBuilder, RunningAgent, shutdown_signal};
 
 pub use nap_agent;
 pub use nap_proto;

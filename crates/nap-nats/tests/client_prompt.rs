@@ -440,7 +440,7 @@ async fn a_malformed_chunk_is_reported_and_the_stream_goes_on() {
     assert_eq!(items.len(), 4, "{items:?}");
     assert!(matches!(
         items[1],
-        Err(Error::Protocol(StreamViolation::Malformed(_)))
+        Ok(Event::Violation(StreamViolation::Malformed(_)))
     ));
     assert_eq!(response_text(&items[2]), Some("ok"));
     assert!(matches!(items[3], Ok(Event::End)));

@@ -142,7 +142,8 @@ async fn a_query_answered_by_the_caller() {
                 query.answer("nap").await.unwrap();
             }
             Event::Response(data) => text.push_str(data.text()),
-            Event::Ack | Event::Status(_) | Event::End => {}
+            Event::Violation(v) => panic!("{v}"),
+            _ => {}
         }
     }
     assert_eq!(asked, ["what is your name?"]);

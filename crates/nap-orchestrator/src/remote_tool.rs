@@ -319,15 +319,7 @@ pub(crate) async fn call_agent(
     tracing::debug!(agent = %label, instance = %handle.id(), "remote call started");
     let mut answer = Answer::default();
     while let Some(event) = stream.next().await {
-        let event = match event {
-            Ok(event) => event,
-            // The stream goes on after a broken message; skip it.
-            Err(nap_nats::Error::Protocol(violation)) => {
-                tracing::warn!(agent = %label, %violation, "agent broke the stream rules");
-                continue;
-            }
-            Err(e) => return Err(Error::from_call(label, e)),
-        };
+        let event = event.map_err(|e| Error::from_call(label, e))?;
         match event {
             Event::Response(ResponseData::Text(text)) => {
                 on_text(&text);
@@ -341,8 +333,17 @@ pub(crate) async fn call_agent(
                 answer.attachments.extend(attachments);
             }
             Event::Query(pending) => answer_query(label, pending, &options.query_policy).await?,
-            Event::Ack | Event::Status(_) => {}
+            // A broken message makes the answer untrustworthy: the call
+            // fails, as every nap consumer of a stream does.
+            Event::Violation(violation) => {
+                tracing::warn!(agent = %label, %violation, "agent broke the stream rules");
+                return Err(Error::from_call(
+                    label,
+                    nap_nats::Error::Protocol(violation),
+                ));
+            }
             Event::End => break,
+            _ => {}
         }
     }
     Ok(answer)

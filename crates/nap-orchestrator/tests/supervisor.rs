@@ -85,7 +85,8 @@ async fn supervisor_discovers_three_workers_calls_each_and_skips_itself() {
                 Event::Status(token) => status.push(token),
                 Event::Response(data) => text.push_str(data.text()),
                 Event::End => break,
-                Event::Ack | Event::Query(_) => {}
+                Event::Violation(v) => panic!("{v}"),
+                _ => {}
             }
         }
     })
@@ -324,7 +325,8 @@ async fn a_served_supervisor_forwards_a_workers_question_to_its_caller() {
                 }
                 Event::Response(data) => text.push_str(data.text()),
                 Event::End => break,
-                Event::Ack | Event::Status(_) => {}
+                Event::Violation(v) => panic!("{v}"),
+                _ => {}
             }
         }
     })

@@ -65,7 +65,8 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), (u8, String)> {
     let url = server_url(args.server.clone());
-    let nats = async_nats::connect(&url)
+    let nats = nap_nats::connect_options()
+        .connect(&url)
         .await
         .map_err(|e| (2, format!("cannot connect to {url}: {e}")))?;
     let client = Client::new(nats).await.map_err(|e| (2, e.to_string()))?;
@@ -88,9 +89,8 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
         );
         envelope = envelope.with_attachment(Attachment::new(filename, content));
     }
-    let options = nap_nats::PromptOptions {
-        inactivity_timeout: Duration::from_secs_f64(args.timeout),
-    };
+    let options =
+        nap_nats::PromptOptions::inactivity_timeout(Duration::from_secs_f64(args.timeout));
     let mut stream = client
         .prompt_with(&handle, envelope, options)
         .await
@@ -109,6 +109,11 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
                 };
                 query.answer(answer).await.map_err(|e| (3, e.to_string()))?;
             }
+            Ok(Event::Violation(violation)) => {
+                let e = Error::Protocol(violation);
+                return Err((exit_code(&e), format_error(&e)));
+            }
+            Ok(Event::End) => break,
             Ok(_) => {}
             Err(e) => return Err((exit_code(&e), format_error(&e))),
         }

@@ -1,4 +1,5 @@
-//! Serves the echo agent on NATS until Ctrl-C.
+//! Serves the echo agent on NATS until SIGTERM or Ctrl-C, then stops
+//! gracefully (prompts in flight finish).
 //!
 //! ```sh
 //! cargo run -p nap-examples --bin echo-agent -- --owner alice --name demo
@@ -42,7 +43,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_logging();
     let args = Args::parse();
     let url = server_url(args.server);
-    let nats = async_nats::connect(&url)
+    let nats = nap_nats::connect_options()
+        .connect(&url)
         .await
         .map_err(|e| format!("cannot connect to {url}: {e}"))?;
     let mut builder = AgentService::builder("echo", &args.owner, &args.name)
@@ -59,7 +61,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         running.id(),
         running.prompt_subject()
     );
-    tokio::signal::ctrl_c().await?;
+    // SIGTERM or Ctrl-C: finish what is in flight, then leave.
+    nap_nats::shutdown_signal().await?;
     running.stop().await;
     Ok(())
 }

@@ -46,7 +46,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = agent.llm().model().to_owned();
 
     let url = server_url(args.server);
-    let nats = async_nats::connect(&url)
+    let nats = nap_nats::connect_options()
+        .connect(&url)
         .await
         .map_err(|e| format!("cannot connect to {url}: {e}"))?;
     let mut builder = AgentService::builder("llm", &args.owner, &args.name)
@@ -63,7 +64,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         running.id(),
         running.prompt_subject()
     );
-    tokio::signal::ctrl_c().await?;
+    // SIGTERM or Ctrl-C: finish what is in flight, then leave.
+    nap_nats::shutdown_signal().await?;
     running.stop().await;
     Ok(())
 }

@@ -55,7 +55,8 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<ExitCode, DemoError> {
     let url = server_url(args.server);
-    let nats = async_nats::connect(&url)
+    let nats = nap_nats::connect_options()
+        .connect(&url)
         .await
         .map_err(|e| format!("cannot connect to {url}: {e}"))?;
     let client = Client::new(nats.clone()).await?;
@@ -85,7 +86,7 @@ async fn run(args: Args) -> Result<ExitCode, DemoError> {
                     writeln!(out, "agents: {}", tool_names(&agents))?;
                     out.flush()?;
                 }
-                _ = tokio::signal::ctrl_c() => break,
+                _ = nap_nats::shutdown_signal() => break,
             }
         }
         served.stop().await;

@@ -401,11 +401,14 @@ pub async fn stream_reply(
                 render.end()?;
                 return Ok(Outcome::Done);
             }
-            // The stream goes on after a rule broken by the agent.
-            Some(Err(Error::Protocol(violation))) => {
-                render.end_line()?;
-                eprintln!("nap: warning: the agent broke the protocol: {violation}");
+            // A broken rule makes the reply untrustworthy: stop, exit 4.
+            Some(Ok(Event::Violation(violation))) => {
+                let error = Error::Protocol(violation);
+                render.error(&error)?;
+                return Err(error.into());
             }
+            // Anything a newer caller library adds is not content.
+            Some(Ok(_)) => {}
             Some(Err(error)) => {
                 render.error(&error)?;
                 return Err(error.into());

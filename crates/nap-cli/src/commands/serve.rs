@@ -211,23 +211,9 @@ async fn serve(
 
 /// Waits for Ctrl-C or SIGTERM.
 async fn stop_signal() -> Result<(), Failure> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term =
-            signal(SignalKind::terminate()).map_err(|e| Failure::new(Status::Stream, e))?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        Ok(())
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c()
-            .await
-            .map_err(|e| Failure::new(Status::Stream, e))
-    }
+    nap_nats::shutdown_signal()
+        .await
+        .map_err(|e| Failure::new(Status::Stream, e))
 }
 
 /// Runs a command per prompt: the prompt on its stdin, its stdout streamed

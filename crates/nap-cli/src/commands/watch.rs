@@ -115,7 +115,7 @@ impl Feed {
             }
         }
         loop {
-            let deadline = self.liveness.next_deadline();
+            let deadline = self.liveness.poll_timeout();
             let expiry = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
@@ -146,7 +146,8 @@ impl Feed {
                     }
                 }
                 () = expiry => {
-                    for transition in self.liveness.poll(Instant::now()) {
+                    self.liveness.handle_timeout(Instant::now());
+                    while let Some(transition) = self.liveness.poll() {
                         debug_assert_eq!(transition.presence, Presence::Offline);
                         let name = self.names.get(&transition.instance_id).cloned().flatten();
                         print(Seen::Offline, &transition.heartbeat, name.as_deref(), json)?;
@@ -169,7 +170,8 @@ impl Feed {
         if beats {
             print(Seen::Beat, &heartbeat, name.as_deref(), json)?;
         }
-        if let Some(transition) = self.liveness.observe(Instant::now(), heartbeat) {
+        self.liveness.handle_heartbeat(Instant::now(), heartbeat);
+        if let Some(transition) = self.liveness.poll() {
             print(Seen::Online, &transition.heartbeat, name.as_deref(), json)?;
         }
         Ok(())

@@ -5,73 +5,13 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use nap_proto::service_info::{INFO_SUBJECT, PING_SUBJECT, SERVICE_NAME, info_subject_for, keys};
-use nap_proto::{
-    AgentInfo, Discovery, DiscoveryConfig, DiscoveryFilter, DiscoveryPoll, ProtocolVersion,
-    ReplyOutcome,
-};
-use serde_json::{Map, Value};
+use nap_proto::service_info::{INFO_SUBJECT, PING_SUBJECT, info_subject_for};
+use nap_proto::{AgentInfo, Discovery, DiscoveryConfig, DiscoveryFilter, ReplyOutcome};
 
 use super::{AgentHandle, Client, is_no_responders, now, sleep_until};
 use crate::{Error, Result};
 
-/// One `$SRV.PING.agents` reply: an instance that is reachable now (§4.1, §8.4).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PingRecord {
-    /// The service id, which heartbeats carry as `instance_id` (§3.4).
-    pub id: String,
-    /// The harness version (§3.1).
-    pub version: String,
-    /// The service metadata, unknown keys included (§3.2).
-    pub metadata: Map<String, Value>,
-    /// The whole reply, for relaying unchanged (§3.2).
-    pub raw: Value,
-}
-
-impl PingRecord {
-    /// Reads a ping reply; `None` when it is not an `agents` service record.
-    fn parse(payload: &[u8]) -> Option<PingRecord> {
-        let raw: Value = serde_json::from_slice(payload).ok()?;
-        let obj = raw.as_object()?;
-        // §3.1: only services named `agents` are agents.
-        if obj.get("name")?.as_str()? != SERVICE_NAME {
-            return None;
-        }
-        let id = obj.get("id")?.as_str()?.to_owned();
-        let version = obj
-            .get("version")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let metadata = obj
-            .get("metadata")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        Some(PingRecord {
-            id,
-            version,
-            metadata,
-            raw,
-        })
-    }
-
-    /// `metadata.agent` (§3.2).
-    pub fn agent(&self) -> Option<&str> {
-        self.metadata.get(keys::AGENT).and_then(Value::as_str)
-    }
-
-    /// `metadata.owner` (§3.2).
-    pub fn owner(&self) -> Option<&str> {
-        self.metadata.get(keys::OWNER).and_then(Value::as_str)
-    }
-
-    /// `metadata.protocol_version`, when present and MAJOR.MINOR (§11.1).
-    pub fn protocol_version(&self) -> Option<ProtocolVersion> {
-        let text = self.metadata.get(keys::PROTOCOL_VERSION)?.as_str()?;
-        ProtocolVersion::parse(text).ok()
-    }
-}
+pub use nap_proto::service_info::PingRecord;
 
 impl Client {
     /// Every agent matching `filter`, with the default timing: done 750 ms
@@ -217,12 +157,13 @@ impl Client {
             })?;
         let mut discovery = Discovery::new(now(), config, filter);
         loop {
-            let until = match discovery.poll(now()) {
-                DiscoveryPoll::Done(reason) => {
-                    tracing::debug!(%subject, ?reason, "collection done");
-                    break;
-                }
-                DiscoveryPoll::Pending { until } => until,
+            discovery.handle_timeout(now());
+            if let Some(reason) = discovery.poll() {
+                tracing::debug!(%subject, ?reason, "collection done");
+                break;
+            }
+            let Some(until) = discovery.poll_timeout() else {
+                break;
             };
             tokio::select! {
                 // Replies first: the inbox is drained as fast as it fills.

@@ -47,7 +47,11 @@ impl Tracker {
 
     /// Records a heartbeat or status reply (§8.7: the same thing).
     fn observe(&self, heartbeat: Heartbeat) {
-        let transition = self.state().observe(now(), heartbeat);
+        let transition = {
+            let mut state = self.state();
+            state.handle_heartbeat(now(), heartbeat);
+            state.poll()
+        };
         if let Some(transition) = transition {
             self.publish(transition);
         }
@@ -55,7 +59,11 @@ impl Tracker {
 
     /// Marks silent instances offline (§8.2).
     fn poll(&self) {
-        let gone = self.state().poll(now());
+        let gone: Vec<Transition> = {
+            let mut state = self.state();
+            state.handle_timeout(now());
+            std::iter::from_fn(|| state.poll()).collect()
+        };
         for transition in gone {
             self.publish(transition);
         }
@@ -81,7 +89,7 @@ pub(super) async fn run(
     mut stop: oneshot::Receiver<()>,
 ) {
     loop {
-        let next = tracker.state().next_deadline();
+        let next = tracker.state().poll_timeout();
         let timer = async {
             match next {
                 Some(deadline) => sleep_until(deadline).await,

@@ -44,6 +44,7 @@ mod handle;
 mod liveness;
 mod prompt;
 mod query;
+mod replies;
 
 use std::sync::Arc;
 
@@ -56,7 +57,7 @@ use liveness::Tracker;
 pub use discover::PingRecord;
 pub use handle::AgentHandle;
 pub use liveness::Watch;
-pub use prompt::{Event, IntoEnvelope, PromptOptions, PromptStream, Reply};
+pub use prompt::{DEFAULT_MAX_BYTES, Event, IntoEnvelope, PromptOptions, PromptStream, Reply};
 pub use query::PendingQuery;
 
 /// A caller of agents over one NATS connection.
@@ -73,6 +74,11 @@ pub struct Client {
 struct Inner {
     nats: async_nats::Client,
     tracker: Arc<Tracker>,
+    /// The one wildcard inbox every response stream arrives on.
+    replies: Arc<replies::Replies>,
+    /// The server's `max_payload` and the connect count it was read at
+    /// (read again after a reconnect, which may land on another server).
+    server_max: std::sync::Mutex<(u64, u64)>,
     /// Dropped with the last clone: tells the heartbeat task to stop.
     _stop: oneshot::Sender<()>,
 }
@@ -94,14 +100,17 @@ impl Client {
                     subject: subject.clone(),
                     source,
                 })?;
+        let replies = replies::Replies::start(&nats).await?;
         let tracker = Arc::new(Tracker::new());
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(liveness::run(tracker.clone(), heartbeats, stopped));
         tracing::debug!(%subject, "caller tracking heartbeats");
         Ok(Client {
             inner: Arc::new(Inner {
+                server_max: std::sync::Mutex::new((0, u64::MAX)),
                 nats,
                 tracker,
+                replies,
                 _stop: stop,
             }),
         })
@@ -118,18 +127,43 @@ impl Client {
         AgentHandle::new(self.clone(), info)
     }
 
+    fn replies(&self) -> &Arc<replies::Replies> {
+        &self.inner.replies
+    }
+
+    /// The server's `max_payload` (§5.4 counts it), `None` when unknown.
+    /// Read once per connection rather than once per prompt.
+    fn server_max_payload(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering;
+        let connects = self
+            .inner
+            .nats
+            .statistics()
+            .connects
+            .load(Ordering::Relaxed);
+        let mut cached = self
+            .inner
+            .server_max
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cached.1 != connects {
+            *cached = (self.inner.nats.server_info().max_payload as u64, connects);
+        }
+        Some(cached.0).filter(|&m| m > 0)
+    }
+
     fn tracker(&self) -> &Tracker {
         &self.inner.tracker
     }
 }
 
 /// The current time on Tokio's clock, as the sans-IO machines take it.
-fn now() -> std::time::Instant {
+pub(crate) fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
 /// A sleep until a sans-IO deadline.
-fn sleep_until(deadline: std::time::Instant) -> tokio::time::Sleep {
+pub(crate) fn sleep_until(deadline: std::time::Instant) -> tokio::time::Sleep {
     tokio::time::sleep_until(tokio::time::Instant::from_std(deadline))
 }
 

@@ -2,14 +2,18 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use nap_proto::request::{self, PromptLimits};
 use nap_proto::stream::DEFAULT_INACTIVITY;
-use nap_proto::{Attachment, Envelope, Query, ResponseData, ResponseStream, StreamEvent};
+use nap_proto::{
+    Attachment, Envelope, Loss, Query, ResponseData, ResponseStream, StreamEvent, StreamViolation,
+};
 
+use super::replies::{Delivery, Route};
 use super::{AgentHandle, Client, PendingQuery, is_no_responders, now};
 use crate::wire::with_received;
 use crate::{Error, Result};
@@ -51,18 +55,35 @@ impl IntoEnvelope for &String {
     }
 }
 
+/// The default memory budget of one stream: 64 MiB.
+pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
+
 /// How one prompt is streamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PromptOptions {
     /// The stream ends with [`Error::InactivityTimeout`] when no message
     /// arrives for this long (§6.6). Default: 60 s.
     pub inactivity_timeout: Duration,
+    /// The stream ends with [`Error::DeadlineExceeded`] when it is still
+    /// open this long after the prompt was sent, however active it is (an
+    /// agent sending keep-alives forever never trips the inactivity
+    /// timeout). Default: none.
+    pub deadline: Option<Duration>,
+    /// The most bytes of reply this stream holds in memory: messages that
+    /// arrived and were not read yet, and the reply gathered by
+    /// [`PromptStream::collect`] and [`PromptStream::text`]. Beyond it the
+    /// stream ends with [`Error::Lost`] ([`Loss::BufferFull`]). Default:
+    /// [`DEFAULT_MAX_BYTES`].
+    pub max_bytes: u64,
 }
 
 impl Default for PromptOptions {
     fn default() -> Self {
         PromptOptions {
             inactivity_timeout: DEFAULT_INACTIVITY,
+            deadline: None,
+            max_bytes: DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -72,12 +93,26 @@ impl PromptOptions {
     pub fn inactivity_timeout(timeout: Duration) -> Self {
         PromptOptions {
             inactivity_timeout: timeout,
+            ..PromptOptions::default()
         }
+    }
+
+    /// These options with an overall deadline.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// These options with another memory budget.
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
     }
 }
 
 /// One thing that happened on a response stream.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Event {
     /// The agent accepted the request (`status: ack`, §6.4); also sent as a
     /// keep-alive.
@@ -88,6 +123,12 @@ pub enum Event {
     Response(ResponseData),
     /// The agent asks the caller something and waits for one answer (§7).
     Query(PendingQuery),
+    /// A message that broke a stream rule (§6, §9.3) and was skipped; the
+    /// stream goes on. The reply can no longer be trusted to be what the
+    /// agent meant: the gathering helpers fail on it with
+    /// [`Error::Protocol`], and so should any caller that needs a complete
+    /// answer.
+    Violation(StreamViolation),
     /// The terminator (§6.5): the reply is complete. The stream yields
     /// nothing after it.
     End,
@@ -103,6 +144,12 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The bytes this reply holds: text and attachment contents.
+    pub fn size(&self) -> u64 {
+        let attachments: usize = self.attachments.iter().map(|a| a.content.len()).sum();
+        (self.text.len() + attachments) as u64
+    }
+
     fn push(&mut self, data: ResponseData) {
         match data {
             ResponseData::Text(text) => self.text.push_str(&text),
@@ -119,25 +166,35 @@ impl Reply {
 /// The reply to one prompt, as a stream of [`Event`]s.
 ///
 /// Yields `Ok(event)` for each chunk; unknown chunk types are skipped
-/// (§6.6). An error signal from the agent (§9.3) is yielded as
-/// [`Error::Remote`], a silence longer than the inactivity timeout (§6.6)
-/// as [`Error::InactivityTimeout`], and the stream ends after either. A
-/// message that breaks the stream rules is yielded as [`Error::Protocol`]
-/// and the stream goes on. After [`Event::End`] the stream yields `None`.
+/// (§6.6), and a message that breaks a stream rule is yielded as
+/// [`Event::Violation`] and skipped. The stream ends with `Ok(Event::End)`
+/// when the reply is complete, or with one error: the agent's error signal
+/// (§9.3) as [`Error::Remote`], a silence longer than the inactivity timeout
+/// (§6.6) as [`Error::InactivityTimeout`], the overall deadline as
+/// [`Error::DeadlineExceeded`], and messages that may have been lost (a
+/// reconnect, a full buffer) as [`Error::Lost`]. A stream never ends
+/// quietly with part of the reply missing. After the end it yields `None`.
 ///
-/// Dropping the stream cancels the prompt: the reply subscription is
-/// dropped and no signal is sent to the agent (§6.7).
+/// Dropping the stream cancels the prompt: its route is removed and no
+/// signal is sent to the agent (§6.7).
 #[derive(Debug)]
 pub struct PromptStream {
     nats: async_nats::Client,
     /// The prompt subject, for errors and logs.
     subject: String,
-    /// The reply inbox, for errors and logs.
+    /// `None` once the stream is over: dropping it removes the route.
+    route: Option<Route>,
+    /// The reply subject (§6.1).
     inbox: String,
-    /// `None` once the stream is over: dropping it unsubscribes.
-    replies: Option<async_nats::Subscriber>,
     decoder: ResponseStream,
     timer: Pin<Box<tokio::time::Sleep>>,
+    /// The timer's current deadline, so it is reset only when it moves.
+    timer_at: Option<std::time::Instant>,
+    /// The connection's connect count when the prompt was sent.
+    connects: u64,
+    max_bytes: u64,
+    /// The server answered "no responders" (NATS 503) instead of an agent.
+    no_responders: bool,
 }
 
 impl Client {
@@ -169,41 +226,47 @@ impl Client {
         let envelope = envelope.into_envelope();
         let nats = self.nats();
         // §5.4: local checks before publishing; the server's limit counts too.
-        let server_max = Some(nats.server_info().max_payload as u64).filter(|&m| m > 0);
         let limits = PromptLimits::from(&agent.info().prompt);
-        let payload = request::prepare(&envelope, limits, server_max, 0)?;
+        let payload = request::prepare(&envelope, limits, self.server_max_payload(), 0)?;
 
         // §4.3, §6.1: the subject comes from the record, never from identity.
-        let subject = agent.prompt_subject().to_owned();
-        let inbox = nats.new_inbox();
-        // Subscribe first, so no chunk can arrive before anyone listens.
-        let replies = nats
-            .subscribe(inbox.clone())
-            .await
-            .map_err(|source| Error::Subscribe {
-                subject: inbox.clone(),
-                source,
-            })?;
-        nats.publish_with_reply(subject.clone(), inbox.clone(), payload.into())
+        let subject = agent.prompt_subject();
+        // The client's reply inbox is subscribed already, so no chunk can
+        // arrive before anyone listens.
+        let route = self.replies().open(options.max_bytes);
+        let inbox = route.subject().to_owned();
+        let connects = connects(nats);
+        nats.publish_with_reply(subject.to_owned(), inbox.clone(), payload.into())
             .await
             .map_err(|source| Error::Publish {
-                subject: subject.clone(),
+                subject: subject.to_owned(),
                 source,
             })?;
         let started = now();
         tracing::debug!(%subject, %inbox, agent = %agent.id(), "prompt sent");
         // §6.6: the inactivity clock starts at publication.
-        let decoder = ResponseStream::new(started, options.inactivity_timeout);
-        let deadline = started + options.inactivity_timeout;
+        let mut decoder = ResponseStream::new(started, options.inactivity_timeout);
+        if let Some(deadline) = options.deadline {
+            decoder = decoder.with_deadline(deadline);
+        }
+        let first = decoder.poll_timeout().unwrap_or(started);
         Ok(PromptStream {
             nats: nats.clone(),
-            subject,
+            subject: subject.to_owned(),
+            route: Some(route),
             inbox,
-            replies: Some(replies),
             decoder,
-            timer: Box::pin(super::sleep_until(deadline)),
+            timer: Box::pin(super::sleep_until(first)),
+            timer_at: Some(first),
+            connects,
+            max_bytes: options.max_bytes,
+            no_responders: false,
         })
     }
+}
+
+fn connects(nats: &async_nats::Client) -> u64 {
+    nats.statistics().connects.load(Ordering::Relaxed)
 }
 
 impl PromptStream {
@@ -250,7 +313,8 @@ impl PromptStream {
         let mut reply = Reply::default();
         while let Some(event) = self.next().await {
             match event? {
-                Event::Response(data) => reply.push(data),
+                Event::Response(data) => self.gather(&mut reply, data)?,
+                Event::Violation(violation) => return Err(Error::Protocol(violation)),
                 Event::Query(query) => {
                     return Err(Error::QueryNotAnswered {
                         id: query.id().to_owned(),
@@ -275,7 +339,8 @@ impl PromptStream {
         let mut reply = Reply::default();
         while let Some(event) = self.next().await {
             match event? {
-                Event::Response(data) => reply.push(data),
+                Event::Response(data) => self.gather(&mut reply, data)?,
+                Event::Violation(violation) => return Err(Error::Protocol(violation)),
                 Event::Query(query) => {
                     let response = answer(query.query().clone()).await;
                     query.answer(response).await?;
@@ -287,56 +352,64 @@ impl PromptStream {
         Ok(reply)
     }
 
-    /// Ends the stream: drops the reply subscription (§6.7).
+    /// Adds a response to a gathered reply, within the memory budget.
+    fn gather(&mut self, reply: &mut Reply, data: ResponseData) -> Result<()> {
+        reply.push(data);
+        if reply.size() > self.max_bytes {
+            self.finish();
+            return Err(Error::Lost(Loss::BufferFull {
+                limit: self.max_bytes,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Ends the stream: removes its route (§6.7).
     fn finish(&mut self) {
-        self.replies = None;
+        self.route = None;
     }
 
     /// Reads one message from the reply subject.
-    fn on_message(&mut self, msg: &async_nats::Message) -> Option<Result<Event>> {
+    fn on_message(&mut self, msg: &async_nats::Message) {
         if is_no_responders(msg) {
             self.finish();
-            return Some(Err(Error::NoResponders {
-                subject: self.subject.clone(),
-            }));
+            self.no_responders = true;
+            return;
         }
-        let at = now();
         // §12: headers are inspected before the body, on every message.
-        let decoded = with_received(msg, |received| self.decoder.handle(at, received));
-        match decoded {
-            // §6.6: unknown chunk types are silently skipped.
-            Ok(None) => None,
-            Ok(Some(event)) => Some(self.on_event(event)),
-            Err(violation) => {
-                tracing::debug!(subject = %self.subject, %violation, "agent broke the stream rules");
-                Some(Err(Error::Protocol(violation)))
-            }
-        }
+        let at = now();
+        with_received(msg, |received| self.decoder.handle_message(at, received));
     }
 
-    fn on_event(&mut self, event: StreamEvent) -> Result<Event> {
-        match event {
+    /// What the protocol machine learned, as this stream's item.
+    fn on_event(&mut self, event: StreamEvent) -> Option<Result<Event>> {
+        let item = match event {
             StreamEvent::Ack => Ok(Event::Ack),
             StreamEvent::Status(token) => Ok(Event::Status(token)),
             StreamEvent::Response(data) => Ok(Event::Response(data)),
             StreamEvent::Query(query) => {
                 Ok(Event::Query(PendingQuery::new(self.nats.clone(), query)))
             }
-            StreamEvent::End => {
-                self.finish();
-                Ok(Event::End)
+            StreamEvent::Violation(violation) => {
+                tracing::debug!(subject = %self.subject, %violation, "agent broke the stream rules");
+                Ok(Event::Violation(violation))
             }
+            StreamEvent::End => Ok(Event::End),
             // §9.3: the error is the outcome; the terminator that should
             // follow is not waited for.
-            StreamEvent::Error(remote) => {
-                self.finish();
-                Err(Error::Remote(Box::new(remote)))
+            StreamEvent::Error(remote) => Err(Error::Remote(Box::new(remote))),
+            StreamEvent::TimedOut { idle } => Err(Error::InactivityTimeout { idle }),
+            StreamEvent::DeadlineExceeded { after } => Err(Error::DeadlineExceeded { after }),
+            StreamEvent::Lost(loss) => Err(Error::Lost(loss)),
+            other => {
+                tracing::debug!(?other, "stream event of a newer protocol core ignored");
+                return None;
             }
-            StreamEvent::TimedOut { idle } => {
-                self.finish();
-                Err(Error::InactivityTimeout { idle })
-            }
+        };
+        if item.as_ref().map_or(true, |e| matches!(e, Event::End)) {
+            self.finish();
         }
+        Some(item)
     }
 }
 
@@ -346,46 +419,59 @@ impl Stream for PromptStream {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
-            let Some(replies) = this.replies.as_mut() else {
+            // What the machine already knows comes first.
+            if let Some(event) = this.decoder.poll() {
+                match this.on_event(event) {
+                    Some(item) => return Poll::Ready(Some(item)),
+                    None => continue,
+                }
+            }
+            if this.no_responders {
+                this.no_responders = false;
+                return Poll::Ready(Some(Err(Error::NoResponders {
+                    subject: this.subject.clone(),
+                })));
+            }
+            let Some(route) = this.route.as_ref() else {
                 return Poll::Ready(None);
             };
-            match replies.poll_next_unpin(cx) {
-                Poll::Ready(Some(msg)) => {
-                    let item = this.on_message(&msg);
-                    // §6.6: every message resets the inactivity clock.
-                    if let Some(deadline) = this.decoder.deadline() {
-                        this.timer
-                            .as_mut()
-                            .reset(tokio::time::Instant::from_std(deadline));
-                    }
-                    match item {
-                        Some(item) => return Poll::Ready(Some(item)),
-                        None => continue,
-                    }
+            // A reconnect while the stream was open: whatever was published
+            // meanwhile is gone, so the stream cannot end complete.
+            if connects(&this.nats) != this.connects {
+                this.decoder.handle_loss(Loss::Reconnected);
+                continue;
+            }
+            match route.poll_next(cx) {
+                Poll::Ready(Delivery::Message(msg)) => {
+                    this.on_message(&msg);
+                    continue;
                 }
-                Poll::Ready(None) => {
-                    this.finish();
-                    return Poll::Ready(Some(Err(Error::SubscriptionClosed {
-                        subject: this.inbox.clone(),
-                    })));
+                Poll::Ready(Delivery::Lost(loss)) => {
+                    this.decoder.handle_loss(loss);
+                    continue;
                 }
                 Poll::Pending => {}
             }
-            // Nothing to read: wait for the inactivity deadline (§6.6).
-            let Some(deadline) = this.decoder.deadline() else {
+            // Nothing to read: wait for the next deadline (§6.6).
+            let Some(deadline) = this.decoder.poll_timeout() else {
                 this.finish();
                 return Poll::Ready(None);
             };
+            if this.timer_at != Some(deadline) {
+                this.timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::from_std(deadline));
+                this.timer_at = Some(deadline);
+            }
             if this.timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            match this.decoder.handle_timeout(now()) {
-                Some(event) => return Poll::Ready(Some(this.on_event(event))),
-                // Woken a little early: sleep again until the deadline.
-                None => this
-                    .timer
-                    .as_mut()
-                    .reset(tokio::time::Instant::from_std(deadline)),
+            this.decoder.handle_timeout(now());
+            if this.decoder.poll_timeout() == Some(deadline) {
+                // Woken a hair early: sleep on, just past the deadline.
+                this.timer.as_mut().reset(tokio::time::Instant::from_std(
+                    deadline + Duration::from_millis(1),
+                ));
             }
         }
     }

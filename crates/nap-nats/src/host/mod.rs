@@ -16,27 +16,32 @@
 //! # Ok(()) }
 //! ```
 
-mod heartbeat;
 mod prompt;
 mod transport;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_nats::service::ServiceExt;
 use futures::StreamExt;
 use nap_agent::{Agent, Instance};
-use nap_proto::service_info::{QUEUE_GROUP, SERVICE_NAME, keys};
-use nap_proto::{ByteSize, IntervalSecs, PROTOCOL_VERSION, PromptLimits, Verb};
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinHandle;
+use nap_proto::service_info::{QUEUE_GROUP, SERVICE_NAME};
+use nap_proto::{Beacon, ByteSize, IntervalSecs, PromptLimits, Registration, Verb};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::{Error, Result};
-use heartbeat::HeartbeatBuilder;
 use prompt::PromptLoop;
 
 /// Entry point for hosting an agent; see [`AgentService::builder`].
+///
+/// Connect with [`crate::connect_options`] (or set a large
+/// `subscription_capacity` yourself): the NATS client drops requests that
+/// arrive while a subscription's queue is full, and nap can answer only the
+/// requests it receives. With the defaults a burst of about 65,000 prompts
+/// arriving faster than they are read is enough to lose some.
 #[derive(Debug, Clone, Copy)]
 pub struct AgentService;
 
@@ -70,6 +75,7 @@ pub struct AgentServiceBuilder {
     prompt_subject: Option<String>,
     status_subject: Option<String>,
     shutdown_timeout: Duration,
+    max_backlog: ByteSize,
 }
 
 impl AgentServiceBuilder {
@@ -90,6 +96,7 @@ impl AgentServiceBuilder {
             prompt_subject: None,
             status_subject: None,
             shutdown_timeout: Duration::from_secs(30),
+            max_backlog: ByteSize::new(64 << 20),
         }
     }
 
@@ -170,6 +177,15 @@ impl AgentServiceBuilder {
         self
     }
 
+    /// The most request bytes waiting to be read (accepted or refused).
+    /// Requests arriving while the backlog is full are refused with `429`
+    /// at once rather than left to the NATS client, which would drop them
+    /// unanswered. Default 64 MiB.
+    pub fn max_backlog(mut self, size: ByteSize) -> Self {
+        self.max_backlog = size;
+        self
+    }
+
     /// How long [`RunningAgent::stop`] waits for in-flight prompts. Default 30 s.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
@@ -212,18 +228,17 @@ impl AgentServiceBuilder {
         }
 
         // §3.1, §3.2: name, version, description, required metadata.
-        let mut metadata = self.metadata.clone();
-        metadata.insert(keys::AGENT.into(), self.agent.clone());
-        metadata.insert(keys::OWNER.into(), self.owner.clone());
-        metadata.insert(keys::PROTOCOL_VERSION.into(), PROTOCOL_VERSION.to_string());
-        match &self.session {
-            Some(s) => metadata.insert(keys::SESSION.into(), s.clone()),
-            None => metadata.remove(keys::SESSION),
+        let registration = Registration {
+            agent: self.agent.clone(),
+            owner: self.owner.clone(),
+            session: self.session.clone(),
+            limits,
         };
+        let metadata = registration.service_metadata(&self.metadata);
         let description = self
             .description
             .clone()
-            .unwrap_or_else(|| format!("{} agent {}/{}", self.agent, self.owner, self.name));
+            .unwrap_or_else(|| registration.default_description(&self.name));
         let service = nats
             .service_builder()
             .description(description)
@@ -241,13 +256,7 @@ impl AgentServiceBuilder {
             .endpoint_builder()
             .name(Verb::Prompt.as_str())
             .queue_group(QUEUE_GROUP)
-            .metadata(HashMap::from([
-                (keys::MAX_PAYLOAD.to_owned(), limits.max_payload.to_string()),
-                (
-                    keys::ATTACHMENTS_OK.to_owned(),
-                    limits.attachments_ok.to_string(),
-                ),
-            ]))
+            .metadata(registration.prompt_metadata())
             .add(prompt_subject.clone())
             .await
             .map_err(|source| Error::Register { source })?;
@@ -278,18 +287,19 @@ impl AgentServiceBuilder {
             session: self.session.clone(),
             instance_id: id.clone(),
         });
-        let beats = HeartbeatBuilder {
+        let beacon = Beacon {
             agent: self.agent.clone(),
             owner: self.owner.clone(),
             session: self.session.clone(),
             instance_id: id.clone(),
             interval,
         };
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let (dropped_tx, dropped) = watch::channel(());
+        let stopping = CancellationToken::new();
+        let abandon = CancellationToken::new();
+        let tracker = TaskTracker::new();
         let permits = Arc::new(Semaphore::new(self.max_concurrent));
 
-        let prompts = tokio::spawn(
+        tracker.spawn(
             PromptLoop {
                 client: nats.clone(),
                 agent: Arc::new(agent),
@@ -297,56 +307,109 @@ impl AgentServiceBuilder {
                 limits,
                 keepalive: self.keepalive,
                 permits: permits.clone(),
-                dropped,
+                stopping: stopping.clone(),
+                abandon: abandon.clone(),
+                tracker: tracker.clone(),
             }
-            .run(prompt_endpoint, stop_rx.clone()),
+            .run(prompt_endpoint, self.max_backlog.bytes()),
         );
-        let status = tokio::spawn(serve_status(
-            status_endpoint,
-            beats.clone(),
-            stop_rx.clone(),
-        ));
+        tracker.spawn(serve_status(status_endpoint, beacon.clone()));
         let heartbeat_subject = identity.subject(Verb::Hb).to_string();
-        let heartbeats = tokio::spawn(publish_heartbeats(
+        tracker.spawn(publish_heartbeats(
             nats.clone(),
             heartbeat_subject.clone(),
-            beats,
-            stop_rx,
+            beacon,
+            stopping.clone(),
         ));
         tracing::info!(%id, subject = %prompt_subject, "agent registered");
 
         Ok(RunningAgent {
-            id,
+            id: id.clone(),
             prompt_subject,
             status_subject,
             heartbeat_subject,
-            service: Some(service),
-            stop_tx,
-            _dropped: dropped_tx,
-            tasks: vec![prompts, status, heartbeats],
             permits,
             max_concurrent: self.max_concurrent,
-            shutdown_timeout: self.shutdown_timeout,
+            shutdown: Some(Shutdown {
+                id,
+                nats,
+                service,
+                stopping,
+                abandon,
+                tracker,
+                timeout: self.shutdown_timeout,
+            }),
         })
     }
 }
 
-/// A registered, serving agent instance. Dropping it stops serving at
-/// once; [`RunningAgent::stop`] stops gracefully.
+/// A registered, serving agent instance.
+///
+/// [`RunningAgent::stop`] stops it gracefully and returns when everything
+/// it sent has reached the server. Dropping it starts the same graceful
+/// stop in the background (on the current Tokio runtime): an instance is
+/// never left registered and discoverable while serving nothing.
 #[derive(Debug)]
+#[must_use = "dropping a RunningAgent stops serving; keep it, or call stop().await"]
 pub struct RunningAgent {
     id: String,
     prompt_subject: String,
     status_subject: String,
     heartbeat_subject: String,
-    service: Option<async_nats::service::Service>,
-    stop_tx: watch::Sender<bool>,
-    // Never sent on; dropping it abandons prompts still running.
-    _dropped: watch::Sender<()>,
-    tasks: Vec<JoinHandle<()>>,
     permits: Arc<Semaphore>,
     max_concurrent: usize,
-    shutdown_timeout: Duration,
+    /// `None` once stopped.
+    shutdown: Option<Shutdown>,
+}
+
+/// Everything a stop needs, taken out of the [`RunningAgent`] once.
+#[derive(Debug)]
+struct Shutdown {
+    id: String,
+    nats: async_nats::Client,
+    service: async_nats::service::Service,
+    stopping: CancellationToken,
+    abandon: CancellationToken,
+    tracker: TaskTracker,
+    timeout: Duration,
+}
+
+impl Shutdown {
+    /// Stops gracefully: unregister (§8.6: callers see the instance go),
+    /// refuse what is still buffered, let in-flight prompts finish (up to
+    /// the timeout, then end them with `500`), and make sure the server
+    /// has every terminator.
+    async fn run(self) {
+        // Unregistering closes the `$SRV` handlers and unsubscribes the
+        // endpoints; their loops answer what is already buffered, then end.
+        self.stopping.cancel();
+        if let Err(e) = self.service.stop().await {
+            tracing::warn!(id = %self.id, error = %e, "could not unregister the service cleanly");
+        }
+        self.tracker.close();
+        if tokio::time::timeout(self.timeout, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            self.abandon.cancel();
+            // The abandoned prompts now end with 500 and their terminator.
+            if tokio::time::timeout(Duration::from_secs(5), self.tracker.wait())
+                .await
+                .is_err()
+            {
+                tracing::error!(id = %self.id, "prompts still running after the shutdown timeout; their callers will time out");
+            }
+        }
+        // Everything published is in the client's buffer: get it to the
+        // server, and wait until the server has processed it.
+        if let Err(e) = self.nats.flush().await {
+            tracing::warn!(id = %self.id, error = %e, "could not flush the connection on stop");
+        }
+        if let Err(e) = crate::wire::round_trip(&self.nats).await {
+            tracing::warn!(id = %self.id, error = %e, "the server did not confirm the last messages on stop");
+        }
+        tracing::info!(id = %self.id, "agent stopped");
+    }
 }
 
 impl RunningAgent {
@@ -375,52 +438,64 @@ impl RunningAgent {
         self.max_concurrent - self.permits.available_permits()
     }
 
-    /// Stops gracefully: no new prompts, in-flight prompts finish (up to the
-    /// shutdown timeout), then the service unregisters.
+    /// Stops gracefully: the instance unregisters at once, requests already
+    /// delivered to it are refused with `429`, in-flight prompts finish (up
+    /// to the shutdown timeout, after which they end with `500`), and the
+    /// call returns once the server has every message this instance sent,
+    /// every terminator included.
     pub async fn stop(mut self) {
-        let _ = self.stop_tx.send(true);
-        let max = u32::try_from(self.max_concurrent).unwrap_or(u32::MAX);
-        let drained =
-            tokio::time::timeout(self.shutdown_timeout, self.permits.acquire_many(max)).await;
-        if drained.is_err() {
-            tracing::warn!(id = %self.id, in_flight = self.in_flight(), "shutdown timeout: abandoning in-flight prompts");
+        if let Some(shutdown) = self.shutdown.take() {
+            shutdown.run().await;
         }
-        for task in self.tasks.drain(..) {
-            let _ = task.await;
-        }
-        if let Some(service) = self.service.take() {
-            if let Err(e) = service.stop().await {
-                tracing::warn!(id = %self.id, error = %e, "could not unregister the service cleanly");
-            }
-        }
-        tracing::info!(id = %self.id, "agent stopped");
     }
 }
 
 impl Drop for RunningAgent {
     fn drop(&mut self) {
-        let _ = self.stop_tx.send(true);
-        for task in &self.tasks {
-            task.abort();
+        let Some(shutdown) = self.shutdown.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(shutdown.run());
+            }
+            Err(_) => {
+                // No runtime to finish on: at least stop accepting and
+                // unregister, so the instance is not left discoverable.
+                shutdown.stopping.cancel();
+                shutdown.abandon.cancel();
+                drop(shutdown.service);
+            }
         }
     }
 }
 
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    // Returns when stop is signalled or the sender is gone.
-    let _ = stop.wait_for(|s| *s).await;
+/// Waits for the signal that asks a server process to stop: SIGTERM or
+/// SIGINT (Ctrl-C) on Unix, Ctrl-C elsewhere. Binaries that host agents
+/// wait on it and then call [`RunningAgent::stop`], so that prompts in
+/// flight finish and every terminator reaches the server.
+pub async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
 }
 
 /// §8.7: a fresh heartbeat-shaped reply per request; the body is ignored.
-async fn serve_status(
-    mut endpoint: async_nats::service::endpoint::Endpoint,
-    beats: HeartbeatBuilder,
-    stop: watch::Receiver<bool>,
-) {
-    let requests = (&mut endpoint).take_until(stopped(stop));
-    tokio::pin!(requests);
-    while let Some(request) = requests.next().await {
-        let reply = match beats.build() {
+async fn serve_status(mut endpoint: async_nats::service::endpoint::Endpoint, beacon: Beacon) {
+    while let Some(request) = endpoint.next().await {
+        let reply = match beacon.beat(SystemTime::now()) {
             Ok(hb) => Ok(bytes::Bytes::from(hb.encode())),
             // §8.7.1: a failure building the payload is a 500.
             Err(e) => Err(async_nats::service::error::Error {
@@ -433,26 +508,24 @@ async fn serve_status(
             tracing::debug!(error = %e, "status reply not delivered");
         }
     }
-    let _ = endpoint.stop().await;
 }
 
 /// §8.1-8.3: beats on the fixed subject, the first one right away.
 async fn publish_heartbeats(
     nats: async_nats::Client,
     subject: String,
-    beats: HeartbeatBuilder,
-    stop: watch::Receiver<bool>,
+    beacon: Beacon,
+    stopping: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(beats.period());
+    let mut ticker = tokio::time::interval(beacon.interval.as_duration());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let stop = stopped(stop);
-    tokio::pin!(stop);
+    let subject = async_nats::Subject::from(subject);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = &mut stop => break,
+            () = stopping.cancelled() => break,
         }
-        match beats.build() {
+        match beacon.beat(SystemTime::now()) {
             Ok(hb) => {
                 if let Err(e) = nats.publish(subject.clone(), hb.encode().into()).await {
                     tracing::warn!(%subject, error = %e, "heartbeat not published");

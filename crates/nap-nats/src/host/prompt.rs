@@ -1,19 +1,31 @@
-//! Serving the `prompt` endpoint: validate (§5.3, §5.4), ack (§6.4), run
-//! the agent, keep alive, then error signal (§9.3) and terminator (§6.5).
+//! Serving the `prompt` endpoint: read each request with the sans-IO
+//! [`AgentStream`] (§5.3, §5.4, §6.4), refuse at once what cannot be served
+//! (`400`, `429`), and run the agent for the rest, with keep-alives, until
+//! the error signal (§9.3) and the terminator (§6.5).
+//!
+//! No request is ever dropped unanswered. The NATS client drops messages
+//! of a subscription that is not read fast enough (a slow consumer), so a
+//! reader task does nothing but move requests from the endpoint's
+//! subscription into the instance's backlog, bounded in bytes; a second
+//! loop answers them in order, and never waits for an agent: a refusal is
+//! three publishes, an accepted request is a spawned task. When a burst
+//! outgrows the backlog, the reader refuses the excess itself with `429`.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_nats::service::Request as ServiceRequest;
-use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use nap_agent::{Agent, Instance, Request, Responder, Transport};
-use nap_proto::{Chunk, PromptLimits, ServiceError, StatusCode, request};
-use tokio::sync::{Semaphore, watch};
+use nap_proto::{AgentStream, PromptLimits, ServiceError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use super::stopped;
 use super::transport::ReplyStream;
+use crate::client::{now, sleep_until};
 
 pub(super) struct PromptLoop {
     pub(super) client: async_nats::Client,
@@ -22,25 +34,74 @@ pub(super) struct PromptLoop {
     pub(super) limits: PromptLimits,
     pub(super) keepalive: Option<Duration>,
     pub(super) permits: Arc<Semaphore>,
-    /// Closed when the [`super::RunningAgent`] is dropped: prompts still
-    /// running are abandoned then, as if the process had gone.
-    pub(super) dropped: watch::Receiver<()>,
+    /// Cancelled when the instance stops: requests still arriving are
+    /// refused with `429` until the endpoint's subscription is closed.
+    pub(super) stopping: CancellationToken,
+    /// Cancelled when the shutdown timeout passes: prompts still running
+    /// end with a `500` (and the terminator) instead of being cut off.
+    pub(super) abandon: CancellationToken,
+    pub(super) tracker: TaskTracker,
 }
 
 impl PromptLoop {
+    /// Serves requests until the endpoint's subscription ends (after the
+    /// service is stopped, every request already delivered is answered).
     pub(super) async fn run(
         self,
         mut endpoint: async_nats::service::endpoint::Endpoint,
-        stop: watch::Receiver<bool>,
+        backlog_limit: u64,
     ) {
         let this = Arc::new(self);
-        let requests = (&mut endpoint).take_until(stopped(stop));
-        tokio::pin!(requests);
-        while let Some(request) = requests.next().await {
-            this.accept(request).await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ServiceRequest>();
+        let backlog = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let accepting = {
+            let this = this.clone();
+            let backlog = backlog.clone();
+            async move {
+                while let Some(request) = rx.recv().await {
+                    backlog.fetch_sub(size(&request), Ordering::Relaxed);
+                    this.accept(request).await;
+                }
+            }
+        };
+        // The reader is a task of its own, so that it keeps draining the
+        // subscription while the accept loop publishes.
+        let reading = tokio::spawn(async move {
+            while let Some(request) = endpoint.next().await {
+                let size = size(&request);
+                if backlog.load(Ordering::Relaxed) + size > backlog_limit {
+                    tracing::warn!(
+                        limit = backlog_limit,
+                        "prompt backlog full: refusing with 429"
+                    );
+                    this.refuse(request, ServiceError::busy()).await;
+                    continue;
+                }
+                backlog.fetch_add(size, Ordering::Relaxed);
+                if let Err(refused) = tx.send(request) {
+                    this.refuse(refused.0, ServiceError::stopping()).await;
+                }
+            }
+            // Dropping the sender lets the accept loop finish the backlog.
+        });
+        accepting.await;
+        let _ = reading.await;
+        tracing::debug!("prompt endpoint closed");
+    }
+
+    /// Answers a request with ack, `error` and terminator, unread.
+    async fn refuse(&self, request: ServiceRequest, error: ServiceError) {
+        let Some(reply) = request.message.reply.clone() else {
+            return;
+        };
+        let at = now();
+        let mut machine = AgentStream::new(at, None);
+        machine.open(at);
+        machine.finish(at, Some(error));
+        let stream = ReplyStream::new(self.client.clone(), request, reply, machine);
+        if let Err(e) = stream.flush().await {
+            tracing::debug!(error = %e, "refusal not published");
         }
-        // Stop accepting: later requests go to other instances (§3.4).
-        let _ = endpoint.stop().await;
     }
 
     async fn accept(self: &Arc<Self>, service_request: ServiceRequest) {
@@ -48,30 +109,28 @@ impl PromptLoop {
             tracing::debug!(subject = %service_request.message.subject, "prompt without a reply subject ignored");
             return;
         };
-        let stream = ReplyStream::new(self.client.clone(), reply);
-        // §6.4: the ack is the first message of every stream, before any
-        // work, rejections included ("confirms the request was received").
-        if let Err(e) = service_request.respond(Ok(Bytes::from_static(ACK))).await {
-            tracing::debug!(error = %e, "ack not published; caller gone");
-        }
-        // §5.3, §5.4: malformed, oversize, or unwanted attachments → 400.
-        let envelope = match request::accept(&service_request.message.payload, self.limits) {
-            Ok(envelope) => envelope,
+        let at = now();
+        let mut machine = AgentStream::new(at, self.keepalive);
+        // §5.3, §5.4: the machine queues the ack, and 400 for a bad request.
+        let envelope = machine.handle_request(at, &service_request.message.payload, self.limits);
+        let permit = match &envelope {
             Err(e) => {
                 tracing::debug!(error = %e, "prompt rejected");
-                stream.finish(Some(&e.to_service_error())).await;
-                return;
+                None
             }
+            Ok(_) if self.stopping.is_cancelled() => {
+                machine.finish(at, Some(ServiceError::stopping()));
+                None
+            }
+            Ok(_) => match self.permits.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    machine.finish(at, Some(ServiceError::busy()));
+                    None
+                }
+            },
         };
-        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            let busy = ServiceError::new(
-                StatusCode::TooManyRequests,
-                "too many concurrent prompts for this agent instance",
-            );
-            stream.finish(Some(&busy)).await;
-            return;
-        };
-        let headers = service_request
+        let headers: Vec<(String, String)> = service_request
             .message
             .headers
             .as_ref()
@@ -81,62 +140,79 @@ impl PromptLoop {
                     .collect()
             })
             .unwrap_or_default();
+        let subject = service_request.message.subject.to_string();
+        let stream = ReplyStream::new(self.client.clone(), service_request, reply, machine);
+        let (Ok(envelope), Some(permit)) = (envelope, permit) else {
+            // Refused: ack, error, terminator, published right here.
+            if let Err(e) = stream.flush().await {
+                tracing::debug!(error = %e, "refusal not published");
+            }
+            return;
+        };
         let request = Request {
             envelope,
             instance: self.instance.clone(),
-            subject: service_request.message.subject.to_string(),
+            subject,
             headers,
         };
         let this = self.clone();
-        let mut dropped = self.dropped.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = this.run_agent(request, stream) => {}
-                _ = dropped.changed() => tracing::debug!("prompt abandoned: the agent was dropped"),
-            }
-            drop(permit);
-        });
+        self.tracker
+            .spawn(async move { this.serve(request, stream, permit).await });
     }
 
-    async fn run_agent(&self, request: Request, stream: Arc<ReplyStream>) {
+    async fn serve(
+        &self,
+        request: Request,
+        stream: Arc<ReplyStream>,
+        _permit: OwnedSemaphorePermit,
+    ) {
+        // §6.4: the ack before any work.
+        if let Err(e) = stream.flush().await {
+            tracing::debug!(error = %e, "ack not published");
+        }
         let responder = Responder::new(stream.clone() as Arc<dyn Transport>);
         let agent = self.agent.clone();
         let work =
             AssertUnwindSafe(async move { agent.prompt(request, responder).await }).catch_unwind();
         tokio::pin!(work);
-        let outcome = match self.keepalive {
-            None => work.await,
-            Some(every) => loop {
-                let due = stream.last_sent().await + every;
-                tokio::select! {
-                    outcome = &mut work => break outcome,
-                    _ = tokio::time::sleep_until(due) => {
-                        // Keep-alive: an ack after `every` of silence (§6.4, §6.6).
-                        if stream.last_sent().await + every <= tokio::time::Instant::now() {
-                            let _ = stream.send(Chunk::ACK).await;
-                        }
-                    }
-                }
-            },
+        let outcome = loop {
+            let due = stream.keepalive_due().await;
+            tokio::select! {
+                outcome = &mut work => break Some(outcome),
+                () = self.abandon.cancelled() => break None,
+                () = keepalive(due) => stream.tick().await,
+            }
         };
         let error = match outcome {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.service_error().clone()),
-            Err(panic) => {
+            Some(Ok(Ok(()))) => None,
+            Some(Ok(Err(e))) => Some(e.service_error().clone()),
+            Some(Err(panic)) => {
                 let what = panic
                     .downcast_ref::<&str>()
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".to_owned());
                 tracing::error!(panic = %what, "agent panicked");
-                Some(ServiceError::new(
-                    StatusCode::Internal,
-                    "the agent failed while answering",
-                ))
+                Some(ServiceError::agent_failed())
+            }
+            None => {
+                tracing::warn!("shutdown timeout: ending a prompt still running with 500");
+                Some(ServiceError::shut_down())
             }
         };
-        stream.finish(error.as_ref()).await;
+        stream.finish(error).await;
     }
 }
 
-const ACK: &[u8] = br#"{"type":"status","data":"ack"}"#;
+/// The bytes a waiting request holds.
+fn size(request: &ServiceRequest) -> u64 {
+    request.message.length as u64
+}
+
+/// Sleeps until the keep-alive is due, or forever without one.
+async fn keepalive(due: Option<std::time::Instant>) {
+    match due {
+        Some(due) => sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}

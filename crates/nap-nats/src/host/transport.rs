@@ -1,98 +1,182 @@
-//! One response stream on a reply subject: chunks in order, nothing after
-//! the terminator (§6.5), queries with their own reply inbox (§7).
+//! One response stream on a reply subject, driven by the sans-IO
+//! [`AgentStream`]: this file only publishes what the machine says, in
+//! order, and answers the stream's one `$SRV` `respond` so that the
+//! service statistics count whole streams.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_nats::Client;
+use async_nats::service::Request as ServiceRequest;
+use async_nats::{Client, Subject};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use nap_agent::{QueryError, SendError, Transport};
-use nap_proto::{Attachment, Chunk, Envelope, Query, ServiceError};
+use nap_proto::{AgentStream, Attachment, Chunk, Envelope, Outgoing, Query, ServiceError};
 use tokio::sync::Mutex;
-use tokio::time::Instant;
 
+use crate::client::now;
 use crate::wire::error_headers;
 
-struct State {
-    closed: bool,
-    last_sent: Instant,
+/// The state of one stream: the protocol machine and what the transport
+/// needs to publish its output.
+struct Driver {
+    machine: AgentStream,
+    request: ServiceRequest,
+    reply: Subject,
+    /// Whether the request's `respond` was used (once per stream).
+    responded: bool,
+    /// The connection's connect count at the last publish: a change means
+    /// the connection was re-established and earlier messages may be lost.
+    connects: u64,
+    interrupted: bool,
 }
 
-/// Publishes one stream's chunks to its reply subject.
+/// Publishes one stream's messages to its reply subject.
 pub(crate) struct ReplyStream {
     client: Client,
-    reply: async_nats::Subject,
-    // One lock orders every publish of this stream and guards `closed`, so a
-    // chunk from a lingering responder clone can never follow the terminator.
-    state: Mutex<State>,
+    // One lock orders every publish of this stream and guards the machine,
+    // so a chunk from a lingering responder clone can never follow the
+    // terminator (the machine refuses it).
+    driver: Mutex<Driver>,
 }
 
 impl ReplyStream {
-    pub(crate) fn new(client: Client, reply: async_nats::Subject) -> Arc<Self> {
+    /// A stream whose machine has read the request; nothing is published yet.
+    pub(crate) fn new(
+        client: Client,
+        request: ServiceRequest,
+        reply: Subject,
+        machine: AgentStream,
+    ) -> Arc<Self> {
+        let connects = connects(&client);
         Arc::new(ReplyStream {
-            client,
-            reply,
-            state: Mutex::new(State {
-                closed: false,
-                last_sent: Instant::now(),
+            driver: Mutex::new(Driver {
+                machine,
+                request,
+                reply,
+                responded: false,
+                connects,
+                interrupted: false,
             }),
+            client,
         })
     }
 
-    /// When the last message went out.
-    pub(crate) async fn last_sent(&self) -> Instant {
-        self.state.lock().await.last_sent
+    /// Publishes whatever the machine has queued.
+    pub(crate) async fn flush(&self) -> Result<(), SendError> {
+        let mut driver = self.driver.lock().await;
+        self.publish_queued(&mut driver).await
     }
 
-    async fn publish(&self, payload: Bytes) -> Result<(), SendError> {
-        let mut state = self.state.lock().await;
-        if state.closed {
-            return Err(SendError::Closed);
-        }
-        self.client
-            .publish(self.reply.clone(), payload)
-            .await
-            .map_err(|e| SendError::Transport {
-                reason: e.to_string(),
-            })?;
-        state.last_sent = Instant::now();
-        Ok(())
+    /// When the next keep-alive is due.
+    pub(crate) async fn keepalive_due(&self) -> Option<std::time::Instant> {
+        self.driver.lock().await.machine.poll_timeout()
+    }
+
+    /// Lets time pass: a keep-alive `ack` if the stream was silent (§6.4, §6.6).
+    pub(crate) async fn tick(&self) {
+        let mut driver = self.driver.lock().await;
+        driver.machine.handle_timeout(now());
+        let _ = self.publish_queued(&mut driver).await;
     }
 
     /// Ends the stream: the optional error signal (§9.3), then the
-    /// zero-byte, header-less terminator (§6.5). Later sends fail.
-    pub(crate) async fn finish(&self, error: Option<&ServiceError>) {
-        let mut state = self.state.lock().await;
-        if state.closed {
-            return;
-        }
-        state.closed = true;
-        if let Some(error) = error {
-            let sent = self
-                .client
-                .publish_with_headers(
-                    self.reply.clone(),
-                    error_headers(error),
-                    Bytes::from(error.body_bytes()),
-                )
-                .await;
-            if let Err(e) = sent {
-                tracing::warn!(reply = %self.reply, error = %e, "could not publish the error signal");
+    /// zero-byte, header-less terminator (§6.5). A stream whose connection
+    /// was interrupted while it streamed ends with a `500` instead of a
+    /// clean end, since part of it may be lost. Later sends fail.
+    pub(crate) async fn finish(&self, error: Option<ServiceError>) {
+        let mut driver = self.driver.lock().await;
+        let error = match error {
+            None if driver.interrupted || connects(&self.client) != driver.connects => {
+                Some(ServiceError::interrupted())
             }
-        }
-        // §6.5: zero bytes, no headers.
-        if let Err(e) = self.client.publish(self.reply.clone(), Bytes::new()).await {
-            tracing::warn!(reply = %self.reply, error = %e, "could not publish the terminator");
+            other => other,
+        };
+        driver.machine.finish(now(), error);
+        if let Err(e) = self.publish_queued(&mut driver).await {
+            tracing::warn!(reply = %driver.reply, error = %e, "could not end the response stream");
         }
     }
+
+    async fn publish_queued(&self, driver: &mut Driver) -> Result<(), SendError> {
+        while let Some(message) = driver.machine.poll() {
+            let connects = connects(&self.client);
+            if connects != driver.connects {
+                driver.connects = connects;
+                driver.interrupted = true;
+            }
+            self.publish(driver, message).await?;
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, driver: &mut Driver, message: Outgoing) -> Result<(), SendError> {
+        let reply = driver.reply.clone();
+        let sent = match message {
+            Outgoing::Chunk(body) => {
+                let body = match body {
+                    std::borrow::Cow::Borrowed(b) => Bytes::from_static(b),
+                    std::borrow::Cow::Owned(v) => Bytes::from(v),
+                };
+                self.client.publish(reply, body).await
+            }
+            // §9.1: a body-less error goes through the service's own
+            // `respond`, which counts it in `$SRV.STATS`; one with a JSON
+            // body is published as is (the framework's respond drops bodies).
+            Outgoing::Error(error) if error.body.is_none() && !driver.responded => {
+                driver.responded = true;
+                let [_, (_, description)] = error.headers();
+                let code = usize::from(error.code.as_u16());
+                driver
+                    .request
+                    .respond(Err(async_nats::service::error::Error {
+                        status: description,
+                        code,
+                    }))
+                    .await
+            }
+            Outgoing::Error(error) => {
+                self.client
+                    .publish_with_headers(
+                        reply,
+                        error_headers(&error),
+                        Bytes::from(error.body_bytes()),
+                    )
+                    .await
+            }
+            // §6.5: zero bytes, no headers; the stream's `respond`, so the
+            // statistics time the whole stream.
+            Outgoing::Terminator if !driver.responded => {
+                driver.responded = true;
+                driver.request.respond(Ok(Bytes::new())).await
+            }
+            Outgoing::Terminator => self.client.publish(reply, Bytes::new()).await,
+            other => {
+                tracing::error!(?other, "unknown outgoing message kind; not published");
+                Ok(())
+            }
+        };
+        sent.map_err(|e| SendError::Transport {
+            reason: e.to_string(),
+        })
+    }
+}
+
+fn connects(client: &Client) -> u64 {
+    client.statistics().connects.load(Ordering::Relaxed)
 }
 
 #[async_trait]
 impl Transport for ReplyStream {
     async fn send(&self, chunk: Chunk) -> Result<(), SendError> {
-        self.publish(Bytes::from(chunk.encode())).await
+        let mut driver = self.driver.lock().await;
+        driver
+            .machine
+            .handle_chunk(now(), &chunk)
+            .map_err(|_| SendError::Closed)?;
+        self.publish_queued(&mut driver).await
     }
 
     async fn ask(

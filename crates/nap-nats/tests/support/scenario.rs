@@ -363,9 +363,7 @@ impl Drop for ScenarioAgent {
 
 /// A §8.3 heartbeat payload for a scenario agent.
 pub fn heartbeat(spec: &Spec, id: &str, interval_s: u64) -> Bytes {
-    let ts = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let ts = nap_proto::heartbeat::timestamp(std::time::SystemTime::now()).unwrap();
     let mut beat = json!({
         "agent": spec.agent,
         "owner": spec.owner,
