@@ -33,7 +33,7 @@ use {
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{self, AsyncRead, AsyncReadExt, AsyncWrite};
-use tracing::trace;
+use tracing::{trace, warn};
 
 use crate::header::{HeaderMap, HeaderName, IntoHeaderValue};
 use crate::status::StatusCode;
@@ -92,6 +92,9 @@ pub(crate) struct Connection {
     flattened_writes: BytesMut,
     can_flush: bool,
     statistics: Arc<Statistics>,
+    /// Why the header block of the last HMSG could not be parsed, until the
+    /// connection handler reports it as a client error.
+    header_error: Option<String>,
 }
 
 /// Internal representation of the connection.
@@ -110,7 +113,14 @@ impl Connection {
             flattened_writes: BytesMut::new(),
             can_flush: false,
             statistics,
+            header_error: None,
         }
+    }
+
+    /// Takes the error of an HMSG whose header block could not be parsed
+    /// (the message itself was delivered without headers).
+    pub(crate) fn take_header_error(&mut self) -> Option<String> {
+        self.header_error.take()
     }
 
     /// Returns `true` if no more calls to [`Self::enqueue_write_op`] _should_ be made.
@@ -331,68 +341,80 @@ impl Connection {
             let payload = self.read_buf.split_to(total_len - header_len).freeze();
             self.read_buf.advance(2);
 
-            let mut lines = std::str::from_utf8(&header)
-                .map_err(|_| {
-                    io::Error::new(io::ErrorKind::InvalidInput, "header isn't valid utf-8")
-                })?
-                .lines()
-                .peekable();
-            let version_line = lines.next().ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidInput, "no header version line found")
-            })?;
-
-            let version_line_suffix = version_line
-                .strip_prefix("NATS/1.0")
-                .map(str::trim)
-                .ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "header version line does not begin with `NATS/1.0`",
-                    )
-                })?;
-
-            let (status, description) = version_line_suffix
-                .split_once(' ')
-                .map(|(status, description)| (status.trim(), description.trim()))
-                .unwrap_or((version_line_suffix, ""));
-            let status = if !status.is_empty() {
-                Some(
-                    status
-                        .parse::<StatusCode>()
-                        .map_err(|_| std::io::Error::other("could not parse status parameter"))?,
-                )
-            } else {
-                None
-            };
-            let description = if !description.is_empty() {
-                Some(description.to_owned())
-            } else {
-                None
-            };
-
-            let mut headers = HeaderMap::new();
-            while let Some(line) = lines.next() {
-                if line.is_empty() {
-                    continue;
-                }
-
-                let (name, value) = line.split_once(':').ok_or_else(|| {
+            // The message is framed and consumed: a header block that cannot
+            // be parsed (the server does not check it) must not fail the
+            // connection. Deliver the message with empty headers instead.
+            let parsed = (|| -> io::Result<(HeaderMap, Option<StatusCode>, Option<String>)> {
+                let mut lines = std::str::from_utf8(&header)
+                    .map_err(|_| {
+                        io::Error::new(io::ErrorKind::InvalidInput, "header isn't valid utf-8")
+                    })?
+                    .lines()
+                    .peekable();
+                let version_line = lines.next().ok_or_else(|| {
                     io::Error::new(io::ErrorKind::InvalidInput, "no header version line found")
                 })?;
 
-                let name = HeaderName::from_str(name)
-                    .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
+                let version_line_suffix = version_line
+                    .strip_prefix("NATS/1.0")
+                    .map(str::trim)
+                    .ok_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            "header version line does not begin with `NATS/1.0`",
+                        )
+                    })?;
 
-                // Read the header value, which might have been split into multiple lines
-                // `trim_start` and `trim_end` do the same job as doing `value.trim().to_owned()` at the end, but without a reallocation
-                let mut value = value.trim_start().to_owned();
-                while let Some(v) = lines.next_if(|s| s.starts_with(char::is_whitespace)) {
-                    value.push_str(v);
+                let (status, description) = version_line_suffix
+                    .split_once(' ')
+                    .map(|(status, description)| (status.trim(), description.trim()))
+                    .unwrap_or((version_line_suffix, ""));
+                let status =
+                    if !status.is_empty() {
+                        Some(status.parse::<StatusCode>().map_err(|_| {
+                            std::io::Error::other("could not parse status parameter")
+                        })?)
+                    } else {
+                        None
+                    };
+                let description = if !description.is_empty() {
+                    Some(description.to_owned())
+                } else {
+                    None
+                };
+
+                let mut headers = HeaderMap::new();
+                while let Some(line) = lines.next() {
+                    if line.is_empty() {
+                        continue;
+                    }
+
+                    let (name, value) = line.split_once(':').ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::InvalidInput, "no header version line found")
+                    })?;
+
+                    let name = HeaderName::from_str(name)
+                        .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
+
+                    // Read the header value, which might have been split into multiple lines
+                    // `trim_start` and `trim_end` do the same job as doing `value.trim().to_owned()` at the end, but without a reallocation
+                    let mut value = value.trim_start().to_owned();
+                    while let Some(v) = lines.next_if(|s| s.starts_with(char::is_whitespace)) {
+                        value.push_str(v);
+                    }
+                    value.truncate(value.trim_end().len());
+
+                    headers.append(name, value.into_header_value());
                 }
-                value.truncate(value.trim_end().len());
-
-                headers.append(name, value.into_header_value());
-            }
+                Ok((headers, status, description))
+            })();
+            let (headers, status, description) = parsed.unwrap_or_else(|err| {
+                warn!(subject = %subject, sid = %sid, error = %err, "malformed HMSG header block");
+                self.header_error = Some(format!(
+                    "malformed header block in message on {subject}: {err}"
+                ));
+                (HeaderMap::new(), None, None)
+            });
 
             trace!(
                 subject = %subject,
@@ -1192,6 +1214,129 @@ mod read_op {
 
         let err = connection.read_op().await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    // The server checks the framing of HPUB (the two lengths) but not what
+    // the header block says. A header block that does not parse is delivered
+    // with an empty header map (so it still differs from a MSG) and reported,
+    // and the connection goes on with the next operation.
+    #[tokio::test]
+    async fn hmsg_with_malformed_header_block_is_delivered_without_headers() {
+        let malformed: &[(&str, &[u8])] = &[
+            ("no header block at all", b""),
+            ("empty version line", b"\r\n\r\n"),
+            ("wrong version", b"NATS/2.0\r\n\r\n"),
+            ("not a NATS version line", b"HTTP/1.1 200 OK\r\n\r\n"),
+            ("status is not a number", b"NATS/1.0 abc\r\n\r\n"),
+            ("status out of range", b"NATS/1.0 99999 Too Big\r\n\r\n"),
+            (
+                "header line without a colon",
+                b"NATS/1.0\r\nNoColon\r\n\r\n",
+            ),
+            (
+                "header name with a space",
+                b"NATS/1.0\r\nBad Name: v\r\n\r\n",
+            ),
+            (
+                "header name not ASCII",
+                "NATS/1.0\r\nN\u{e4}me: v\r\n\r\n".as_bytes(),
+            ),
+            (
+                "header value not UTF-8",
+                b"NATS/1.0\r\nX-Bin: \xff\xfe\r\n\r\n",
+            ),
+        ];
+        let (stream, mut server) = io::duplex(4096);
+        let mut connection = Connection::new(Box::new(stream), 0, Arc::new(Statistics::default()));
+
+        for (case, header) in malformed {
+            let payload = b"payload";
+            let mut op = format!(
+                "HMSG FOO.BAR 7 INBOX.1 {} {}\r\n",
+                header.len(),
+                header.len() + payload.len()
+            )
+            .into_bytes();
+            op.extend_from_slice(header);
+            op.extend_from_slice(payload);
+            op.extend_from_slice(b"\r\n");
+            // The next operation on the stream, read right after.
+            op.extend_from_slice(b"MSG FOO.BAR 9 4\r\nnext\r\n");
+            server.write_all(&op).await.unwrap();
+
+            let result = connection.read_op().await;
+            assert_eq!(
+                result.unwrap_or_else(|err| panic!("{case}: {err}")),
+                Some(ServerOp::Message {
+                    sid: 7,
+                    subject: "FOO.BAR".into(),
+                    reply: Some("INBOX.1".into()),
+                    headers: Some(HeaderMap::new()),
+                    payload: "payload".into(),
+                    status: None,
+                    description: None,
+                    length: 7 + 7 + header.len() + payload.len(),
+                }),
+                "{case}"
+            );
+            assert!(connection.take_header_error().is_some(), "{case}");
+            assert_eq!(connection.take_header_error(), None, "{case}");
+
+            let result = connection.read_op().await;
+            assert_eq!(
+                result.unwrap_or_else(|err| panic!("{case}: {err}")),
+                Some(ServerOp::Message {
+                    sid: 9,
+                    subject: "FOO.BAR".into(),
+                    reply: None,
+                    headers: None,
+                    payload: "next".into(),
+                    status: None,
+                    description: None,
+                    length: 7 + 4,
+                }),
+                "{case}"
+            );
+            assert_eq!(connection.take_header_error(), None, "{case}");
+        }
+    }
+
+    #[tokio::test]
+    async fn hmsg_with_valid_header_block_reports_no_error() {
+        let (stream, mut server) = io::duplex(4096);
+        let mut connection = Connection::new(Box::new(stream), 0, Arc::new(Statistics::default()));
+
+        server
+            .write_all(b"HMSG FOO.BAR 7 18 20\r\nNATS/1.0\r\nA: b\r\n\r\nhi\r\n")
+            .await
+            .unwrap();
+        let Some(ServerOp::Message { headers, .. }) = connection.read_op().await.unwrap() else {
+            panic!("expected a message");
+        };
+        assert_eq!(headers.unwrap().get("A").unwrap().to_string(), "b");
+        assert_eq!(connection.take_header_error(), None);
+    }
+
+    // Framing errors leave the position in the stream unknown: they still
+    // fail the connection.
+    #[tokio::test]
+    async fn hmsg_with_bad_framing_still_returns_error() {
+        let framing: &[&[u8]] = &[
+            b"HMSG FOO.BAR 7 24 22\r\n",
+            b"HMSG FOO.BAR 7 x 22\r\n",
+            b"HMSG FOO.BAR 7 12 x\r\n",
+            b"HMSG FOO.BAR 7 12\r\n",
+            b"HMSG FOO.BAR 7 INBOX.1 extra 12 14\r\n",
+        ];
+        for op in framing {
+            let (stream, mut server) = io::duplex(4096);
+            let mut connection =
+                Connection::new(Box::new(stream), 0, Arc::new(Statistics::default()));
+            server.write_all(op).await.unwrap();
+            server.write_all(b"NATS/1.0\r\n\r\nhi\r\n").await.unwrap();
+            let err = connection.read_op().await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        }
     }
 }
 

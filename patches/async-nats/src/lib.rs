@@ -564,6 +564,15 @@ impl ConnectionHandler {
                         Poll::Pending => break,
                         Poll::Ready(Ok(Some(server_op))) => {
                             self.handler.handle_server_op(server_op);
+                            // A malformed header block is the sender's fault, not the
+                            // connection's: report it, but keep reading.
+                            if let Some(error) = self.handler.connection.take_header_error() {
+                                self.handler
+                                    .connector
+                                    .events_tx
+                                    .try_send(Event::ClientError(ClientError::Other(error)))
+                                    .ok();
+                            }
                         }
                         Poll::Ready(Ok(None)) => {
                             return Poll::Ready(ExitReason::Disconnected(None))
