@@ -1,5 +1,20 @@
-//! `cargo xtask bench`: nap's host and caller beside raw async-nats, in one run,
-//! on a private nats-server. Prints figures; asserts nothing.
+//! `cargo xtask bench`: nap's host and caller beside raw async-nats and a
+//! hand-written exchange of the same bytes, in one run, on a private
+//! nats-server. Prints figures and the ratios nap's targets are stated in;
+//! asserts nothing about speed.
+//!
+//! Latency on a shared machine drifts between levels from run to run (and
+//! within a run), so kinds measured one after the other are not comparable.
+//! Every comparison here is interleaved so the kinds share the machine's
+//! state:
+//!
+//! - latency: sample by sample, the order rotating each iteration;
+//! - throughput: short rounds of each kind in rotating order, each round at
+//!   the same concurrency, ratios taken round against neighbouring round;
+//! - streaming: side-by-side pairs, the order alternating each pair.
+//!
+//! Only nap-nats's public API is used (`AgentService::builder(..).start`,
+//! `Client::new`, `find`/`discover_with`, `prompt`, `PromptStream::text`).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::time::{Duration, Instant};
@@ -7,22 +22,44 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use nap_agent::{AgentError, Request, Responder, agent_fn};
-use nap_nats::{AgentService, Client, RunningAgent};
-use nap_proto::{DiscoveryConfig, DiscoveryFilter};
+use nap_nats::{AgentHandle, AgentService, Client, RunningAgent};
+use nap_proto::{Chunk, DiscoveryConfig, DiscoveryFilter, Envelope};
 
-const ROUND_TRIPS: usize = 5_000;
-const THROUGHPUT_WINDOW: Duration = Duration::from_secs(3);
+/// Interleaved sequential samples per latency kind.
+const LATENCY_SAMPLES: usize = 6_000;
+/// Discarded sequential samples per kind before measuring.
+const LATENCY_WARMUP: usize = 300;
+/// Concurrent callers in the throughput rounds.
+const CALLERS: usize = 64;
+/// Rounds per throughput kind (kinds alternate round by round).
+const THROUGHPUT_ROUNDS: usize = 20;
+/// Length of one throughput round.
+const ROUND_WINDOW: Duration = Duration::from_millis(250);
+/// Side-by-side streaming pairs (nap, raw).
+const STREAM_PAIRS: usize = 100;
 const STREAM_BYTES: usize = 1 << 20;
 const STREAM_CHUNK: usize = 4 << 10;
+const STREAM_CHUNKS: usize = STREAM_BYTES / STREAM_CHUNK;
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+/// The subject the raw request/reply responder listens on.
+const RAW_SUBJECT: &str = "bench.raw";
+/// The subject the hand-written responder listens on, shaped like a
+/// prompt subject (§2).
+const HAND_SUBJECT: &str = "agents.prompt.handwritten.bench.echo";
+/// The queue group every prompt endpoint uses (§3).
+const HAND_QUEUE: &str = "agents";
+/// The prompt every round trip sends.
+const PROMPT: &str = "x";
+
+fn percentile<T: Copy + PartialOrd>(samples: &[T], p: f64) -> T {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
 }
 
-fn p50_p99(mut samples: Vec<Duration>) -> (Duration, Duration) {
-    samples.sort();
-    (percentile(&samples, 0.50), percentile(&samples, 0.99))
+fn median(samples: &[f64]) -> f64 {
+    percentile(samples, 0.5)
 }
 
 fn us(d: Duration) -> String {
@@ -48,152 +85,282 @@ async fn sync(nats: &async_nats::Client) {
     echo.next().await.unwrap();
 }
 
-/// Raw request/reply: a plain subscriber answering each request with its payload.
-async fn raw_request_reply(url: &str) -> Vec<Duration> {
-    let responder = connect(url).await;
-    let mut sub = responder.subscribe("bench.raw").await.unwrap();
-    let r = responder.clone();
-    let task = tokio::spawn(async move {
+/// Raw request/reply responder: a plain subscriber answering each request
+/// with one message, its payload.
+async fn raw_responder(url: &str) -> tokio::task::JoinHandle<()> {
+    let nats = connect(url).await;
+    let mut sub = nats.subscribe(RAW_SUBJECT).await.unwrap();
+    sync(&nats).await;
+    tokio::spawn(async move {
         while let Some(msg) = sub.next().await {
             if let Some(reply) = msg.reply {
-                let _ = r.publish(reply, msg.payload).await;
+                let _ = nats.publish(reply, msg.payload).await;
             }
         }
-    });
-    sync(&responder).await;
-    let caller = connect(url).await;
-    let mut samples = Vec::with_capacity(ROUND_TRIPS);
-    for _ in 0..ROUND_TRIPS {
-        let t = Instant::now();
-        caller
-            .request("bench.raw", Bytes::from_static(b"x"))
-            .await
-            .unwrap();
-        samples.push(t.elapsed());
-    }
-    task.abort();
-    samples
+    })
 }
 
-async fn echo_host(url: &str, name: &str) -> RunningAgent {
+/// The hand-written protocol responder on raw async-nats: a queue
+/// subscriber that answers each prompt with ack, one response chunk and
+/// the terminator, the bytes coming from nap-proto's encoders.
+async fn hand_responder(url: &str) -> tokio::task::JoinHandle<()> {
+    let nats = connect(url).await;
+    let mut sub = nats
+        .queue_subscribe(HAND_SUBJECT, HAND_QUEUE.into())
+        .await
+        .unwrap();
+    sync(&nats).await;
+    let ack = Bytes::from(Chunk::ACK.encode());
+    tokio::spawn(async move {
+        while let Some(msg) = sub.next().await {
+            let Some(reply) = msg.reply else { continue };
+            let Ok(envelope) = Envelope::decode(&msg.payload) else {
+                continue;
+            };
+            // §6.4: ack first.
+            let _ = nats.publish(reply.clone(), ack.clone()).await;
+            // §6.3: the reply text as a string-form response chunk.
+            let chunk = Chunk::text(envelope.prompt).encode();
+            let _ = nats.publish(reply.clone(), chunk.into()).await;
+            // §6.5: the terminator, zero bytes and no headers.
+            let _ = nats.publish(reply, Bytes::new()).await;
+        }
+    })
+}
+
+/// nap's echo agent: the prompt back as one response chunk.
+async fn echo_host(url: &str) -> RunningAgent {
     let echo = agent_fn(|req: Request, out: Responder| async move {
-        out.text(req.envelope.prompt).await?;
+        out.text(req.prompt().to_owned()).await?;
         Ok::<_, AgentError>(())
     });
-    AgentService::builder("bench", "nap", name)
-        .max_concurrent(4096)
+    AgentService::builder("bench", "nap", "echo")
         .start(connect(url).await, echo)
         .await
         .unwrap()
 }
 
-/// One prompt: request, ack, one chunk, terminator.
-async fn prompt_once(client: &Client, handle: &nap_nats::AgentHandle) {
-    let text = client
-        .prompt(handle, "x")
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    debug_assert_eq!(text, "x");
-}
-
-async fn nap_round_trip(client: &Client, handle: &nap_nats::AgentHandle) -> Vec<Duration> {
-    let mut samples = Vec::with_capacity(ROUND_TRIPS);
-    for _ in 0..ROUND_TRIPS {
-        let t = Instant::now();
-        prompt_once(client, handle).await;
-        samples.push(t.elapsed());
-    }
-    samples
-}
-
-async fn prompts_per_second(
-    client: &Client,
-    handle: &nap_nats::AgentHandle,
-    callers: usize,
-) -> f64 {
-    let start = Instant::now();
-    let deadline = start + THROUGHPUT_WINDOW;
-    let mut tasks = Vec::new();
-    for _ in 0..callers {
-        let client = client.clone();
-        let handle = handle.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                prompt_once(&client, &handle).await;
-                n += 1;
-            }
-            n
-        }));
-    }
-    let mut total = 0;
-    for t in tasks {
-        total += t.await.unwrap();
-    }
-    total as f64 / start.elapsed().as_secs_f64()
-}
-
-/// 1 MiB streamed as 4 KiB response chunks, request to terminator.
-async fn nap_stream(url: &str) -> f64 {
+/// nap's streaming agent: 1 MiB as 256 text chunks of 4 KiB.
+async fn stream_host(url: &str) -> RunningAgent {
     let piece = "y".repeat(STREAM_CHUNK);
     let agent = agent_fn(move |_req: Request, out: Responder| {
         let piece = piece.clone();
         async move {
-            for _ in 0..STREAM_BYTES / STREAM_CHUNK {
+            for _ in 0..STREAM_CHUNKS {
                 out.text(piece.clone()).await?;
             }
             Ok::<_, AgentError>(())
         }
     });
-    let _host = AgentService::builder("bench", "nap", "stream")
+    AgentService::builder("bench", "nap", "stream")
         .start(connect(url).await, agent)
         .await
-        .unwrap();
-    let client = Client::new(connect(url).await).await.unwrap();
-    let handle = client
+        .unwrap()
+}
+
+async fn find(client: &Client, name: &str) -> AgentHandle {
+    client
         .find(DiscoveryFilter {
-            name: Some("stream".into()),
+            name: Some(name.into()),
             ..DiscoveryFilter::any()
         })
         .await
-        .unwrap();
-    let mut best = f64::MAX;
-    for _ in 0..10 {
+        .unwrap()
+}
+
+/// The round-trip kinds, in the order they are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Raw,
+    Hand,
+    Nap,
+}
+
+const KINDS: [Kind; 3] = [Kind::Raw, Kind::Hand, Kind::Nap];
+
+impl Kind {
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Raw => "raw async-nats request/reply",
+            Kind::Hand => "hand-written exchange (ack, chunk, end)",
+            Kind::Nap => "nap prompt (ack, chunk, end)",
+        }
+    }
+}
+
+/// The callers of every round-trip kind, each on its own connection.
+#[derive(Clone)]
+struct Callers {
+    raw: async_nats::Client,
+    hand: async_nats::Client,
+    nap: Client,
+    echo: AgentHandle,
+    /// The request body nap's caller sends for [`PROMPT`] (§5.1).
+    request: Bytes,
+    ack: Bytes,
+    response: Bytes,
+}
+
+impl Callers {
+    async fn once(&self, kind: Kind) {
+        match kind {
+            Kind::Raw => {
+                self.raw
+                    .request(RAW_SUBJECT, self.request.clone())
+                    .await
+                    .unwrap();
+            }
+            Kind::Hand => self.hand_exchange().await,
+            Kind::Nap => {
+                let text = self
+                    .nap
+                    .prompt(&self.echo, PROMPT)
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                assert_eq!(text, PROMPT);
+            }
+        }
+    }
+
+    /// One prompt by hand: fresh inbox, publish with that reply subject,
+    /// then ack, one response chunk and the terminator.
+    async fn hand_exchange(&self) {
+        let nats = &self.hand;
+        let inbox = nats.new_inbox();
+        // §6.1: subscribe the reply subject before publishing.
+        let mut replies = nats.subscribe(inbox.clone()).await.unwrap();
+        nats.publish_with_reply(HAND_SUBJECT, inbox, self.request.clone())
+            .await
+            .unwrap();
+        // §6.4: ack first.
+        assert_eq!(replies.next().await.unwrap().payload, self.ack);
+        // §6.3: one response chunk.
+        assert_eq!(replies.next().await.unwrap().payload, self.response);
+        // §6.5: the zero-byte terminator.
+        assert!(replies.next().await.unwrap().payload.is_empty());
+    }
+}
+
+/// Sequential round trips, the kinds interleaved sample by sample in
+/// rotating order. Returns the samples of each kind.
+async fn latency(callers: &Callers) -> [Vec<Duration>; 3] {
+    for i in 0..LATENCY_WARMUP * KINDS.len() {
+        callers.once(KINDS[i % KINDS.len()]).await;
+    }
+    let mut samples: [Vec<Duration>; 3] =
+        std::array::from_fn(|_| Vec::with_capacity(LATENCY_SAMPLES));
+    for i in 0..LATENCY_SAMPLES {
+        for j in 0..KINDS.len() {
+            let kind = KINDS[(i + j) % KINDS.len()];
+            let t = Instant::now();
+            callers.once(kind).await;
+            samples[kind.index()].push(t.elapsed());
+        }
+    }
+    samples
+}
+
+/// One throughput round: `CALLERS` tasks prompting back to back until the
+/// window closes; prompts/s counts every prompt up to the last to finish.
+async fn round(callers: &Callers, kind: Kind) -> (f64, Vec<Duration>) {
+    let start = Instant::now();
+    let deadline = start + ROUND_WINDOW;
+    let tasks: Vec<_> = (0..CALLERS)
+        .map(|_| {
+            let callers = callers.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    callers.once(kind).await;
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    (all.len() as f64 / start.elapsed().as_secs_f64(), all)
+}
+
+struct Throughput {
+    /// Prompts/s of each round, per kind.
+    rates: [Vec<f64>; 3],
+    /// Per-prompt latency under load, per kind.
+    latencies: [Vec<Duration>; 3],
+}
+
+/// Alternating short rounds at `CALLERS` concurrency, rotating order.
+async fn throughput(callers: &Callers) -> Throughput {
+    for kind in KINDS {
+        round(callers, kind).await; // warm up
+    }
+    let mut out = Throughput {
+        rates: Default::default(),
+        latencies: Default::default(),
+    };
+    for r in 0..THROUGHPUT_ROUNDS {
+        for j in 0..KINDS.len() {
+            let kind = KINDS[(r + j) % KINDS.len()];
+            let (rate, lat) = round(callers, kind).await;
+            out.rates[kind.index()].push(rate);
+            out.latencies[kind.index()].extend(lat);
+        }
+    }
+    out
+}
+
+/// Both sides of the streaming comparison.
+struct Streams {
+    client: Client,
+    handle: AgentHandle,
+    publisher: async_nats::Client,
+    receiver: async_nats::Client,
+    /// The wire bytes of one of nap's 4 KiB response chunks.
+    chunk: Bytes,
+}
+
+impl Streams {
+    /// nap: prompt to terminator, 256 response chunks of 4 KiB.
+    async fn nap(&self) -> Duration {
         let t = Instant::now();
-        let text = client
-            .prompt(&handle, "go")
+        let text = self
+            .client
+            .prompt(&self.handle, "go")
             .await
             .unwrap()
             .text()
             .await
             .unwrap();
+        let elapsed = t.elapsed();
         assert_eq!(text.len(), STREAM_BYTES);
-        best = best.min(t.elapsed().as_secs_f64());
+        elapsed
     }
-    STREAM_BYTES as f64 / (1 << 20) as f64 / best
-}
 
-/// The same bytes as raw publishes to a subscriber, plus an empty end marker.
-async fn raw_stream(url: &str) -> f64 {
-    let publisher = connect(url).await;
-    let receiver = connect(url).await;
-    let payload = Bytes::from("y".repeat(STREAM_CHUNK));
-    let mut best = f64::MAX;
-    for i in 0..10 {
+    /// Raw: the same 256 wire chunks and an empty end marker published to
+    /// a subscriber on another connection, timed until the marker arrives.
+    async fn raw(&self, i: usize) -> Duration {
         let subject = format!("bench.stream.{i}");
-        let mut sub = receiver.subscribe(subject.clone()).await.unwrap();
-        sync(&receiver).await;
+        let mut sub = self.receiver.subscribe(subject.clone()).await.unwrap();
+        sync(&self.receiver).await;
         let t = Instant::now();
-        for _ in 0..STREAM_BYTES / STREAM_CHUNK {
-            publisher
-                .publish(subject.clone(), payload.clone())
+        for _ in 0..STREAM_CHUNKS {
+            self.publisher
+                .publish(subject.clone(), self.chunk.clone())
                 .await
                 .unwrap();
         }
-        publisher
+        self.publisher
             .publish(subject.clone(), Bytes::new())
             .await
             .unwrap();
@@ -204,10 +371,30 @@ async fn raw_stream(url: &str) -> f64 {
             }
             got += msg.payload.len();
         }
-        assert_eq!(got, STREAM_BYTES);
-        best = best.min(t.elapsed().as_secs_f64());
+        let elapsed = t.elapsed();
+        assert_eq!(got, STREAM_CHUNKS * self.chunk.len());
+        elapsed
     }
-    STREAM_BYTES as f64 / (1 << 20) as f64 / best
+}
+
+/// Side-by-side pairs, the order alternating; returns (nap, raw) times.
+async fn streaming(streams: &Streams) -> (Vec<Duration>, Vec<Duration>) {
+    for i in 0..5 {
+        streams.nap().await; // warm up
+        streams.raw(i).await;
+    }
+    let mut nap = Vec::with_capacity(STREAM_PAIRS);
+    let mut raw = Vec::with_capacity(STREAM_PAIRS);
+    for i in 0..STREAM_PAIRS {
+        if i % 2 == 0 {
+            nap.push(streams.nap().await);
+            raw.push(streams.raw(i).await);
+        } else {
+            raw.push(streams.raw(i).await);
+            nap.push(streams.nap().await);
+        }
+    }
+    (nap, raw)
 }
 
 /// Registers `n` instances, then times one discovery of all of them.
@@ -243,8 +430,25 @@ async fn discovery(url: &str, n: usize) -> (Duration, Duration, usize) {
     (total, total.saturating_sub(config.stall), found.len())
 }
 
+/// The median, 10th and 90th percentile of paired ratios `a[i] / b[i]`.
+fn paired_ratio(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
+    let ratios: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
+    (
+        median(&ratios),
+        percentile(&ratios, 0.1),
+        percentile(&ratios, 0.9),
+    )
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "not met" }
+}
+
+const W: usize = 46;
+
 #[tokio::main]
 async fn main() {
+    let run_start = Instant::now();
     let server = nap_testkit::NatsServer::start().unwrap();
     let url = server.url();
     let version = std::process::Command::new(server.binary())
@@ -256,74 +460,181 @@ async fn main() {
         "nap bench: {version}, {} cores, one private server on loopback",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    println!(
+        "kinds interleaved in one run: latency sample by sample, throughput in alternating \
+         rounds, streaming in alternating pairs"
+    );
     println!();
 
-    let (raw50, raw99) = p50_p99(raw_request_reply(&url).await);
-    let _host = echo_host(&url, "echo").await;
-    let client = Client::new(connect(&url).await).await.unwrap();
-    let handle = client
-        .find(DiscoveryFilter {
-            name: Some("echo".into()),
-            ..DiscoveryFilter::any()
-        })
-        .await
-        .unwrap();
-    for _ in 0..500 {
-        prompt_once(&client, &handle).await; // warm up
+    let _raw = raw_responder(&url).await;
+    let _hand = hand_responder(&url).await;
+    let _echo = echo_host(&url).await;
+    let _stream = stream_host(&url).await;
+    let nap = Client::new(connect(&url).await).await.unwrap();
+    let echo = find(&nap, "echo").await;
+    let callers = Callers {
+        raw: connect(&url).await,
+        hand: connect(&url).await,
+        nap: nap.clone(),
+        echo,
+        request: Bytes::from(Envelope::text(PROMPT).encode()),
+        ack: Bytes::from(Chunk::ACK.encode()),
+        response: Bytes::from(Chunk::text(PROMPT).encode()),
+    };
+
+    // Latency, one caller.
+    let lat = latency(&callers).await;
+    let p50 = |k: Kind| percentile(&lat[k.index()], 0.5);
+    println!(
+        "{:<W$}{:>10}{:>10}{:>12}",
+        format!("1 caller, {LATENCY_SAMPLES} interleaved samples each"),
+        "p50",
+        "p99",
+        "prompts/s"
+    );
+    for kind in KINDS {
+        let s = &lat[kind.index()];
+        let total: Duration = s.iter().sum();
+        println!(
+            "  {:<w$}{:>10}{:>10}{:>12.0}",
+            kind.label(),
+            us(p50(kind)),
+            us(percentile(s, 0.99)),
+            s.len() as f64 / total.as_secs_f64(),
+            w = W - 2
+        );
     }
-    let (nap50, nap99) = p50_p99(nap_round_trip(&client, &handle).await);
-    println!(
-        "{:<44}{:>12}{:>12}",
-        "round trip (sequential, 5000 samples)", "p50", "p99"
-    );
-    println!(
-        "{:<44}{:>12}{:>12}",
-        "raw async-nats request/reply",
-        us(raw50),
-        us(raw99)
-    );
-    println!(
-        "{:<44}{:>12}{:>12}",
-        "nap prompt (request, ack, chunk, end)",
-        us(nap50),
-        us(nap99)
-    );
-    println!(
-        "  nap p50 / raw p50 = {:.2} (target <= 1.50)",
-        nap50.as_secs_f64() / raw50.as_secs_f64()
-    );
     println!();
 
-    let one = prompts_per_second(&client, &handle, 1).await;
-    let many = prompts_per_second(&client, &handle, 64).await;
-    println!("{:<44}{:>12.0}", "prompts/s, 1 caller", one);
+    // Throughput, CALLERS concurrent callers.
+    let tp = throughput(&callers).await;
     println!(
-        "{:<44}{:>12.0}  (target >= 20000)",
-        "prompts/s, 64 concurrent callers", many
+        "{:<W$}{:>10}{:>10}{:>12}",
+        format!(
+            "{CALLERS} callers, {THROUGHPUT_ROUNDS} rounds of {} ms each",
+            ROUND_WINDOW.as_millis()
+        ),
+        "p50",
+        "p99",
+        "prompts/s"
     );
+    for kind in KINDS {
+        let l = &tp.latencies[kind.index()];
+        println!(
+            "  {:<w$}{:>10}{:>10}{:>12.0}",
+            kind.label(),
+            us(percentile(l, 0.5)),
+            us(percentile(l, 0.99)),
+            median(&tp.rates[kind.index()]),
+            w = W - 2
+        );
+    }
+    println!("  (prompts/s: median over rounds; p50/p99: every prompt of every round)");
     println!();
 
-    let nap_mib = nap_stream(&url).await;
-    let raw_mib = raw_stream(&url).await;
+    // Streaming.
+    let streams = Streams {
+        handle: find(&nap, "stream").await,
+        client: Client::new(connect(&url).await).await.unwrap(),
+        publisher: connect(&url).await,
+        receiver: connect(&url).await,
+        chunk: Bytes::from(Chunk::text("y".repeat(STREAM_CHUNK)).encode()),
+    };
+    let (nap_times, raw_times) = streaming(&streams).await;
+    let mib = |d: &Duration| STREAM_BYTES as f64 / (1 << 20) as f64 / d.as_secs_f64();
+    let nap_mibs: Vec<f64> = nap_times.iter().map(mib).collect();
+    let raw_mibs: Vec<f64> = raw_times.iter().map(mib).collect();
     println!(
-        "{:<44}{:>9.0} MiB/s",
-        "stream 1 MiB in 4 KiB chunks: nap", nap_mib
+        "{:<W$}{:>10}{:>10}{:>12}",
+        format!("1 MiB in 4 KiB chunks, {STREAM_PAIRS} pairs"),
+        "p50",
+        "p90",
+        "MiB/s"
     );
-    println!("{:<44}{:>9.0} MiB/s", "same bytes, raw publish", raw_mib);
+    for (label, times, mibs) in [
+        (
+            "raw publish of the same 256 wire chunks",
+            &raw_times,
+            &raw_mibs,
+        ),
+        ("nap (agent sends 256 text chunks)", &nap_times, &nap_mibs),
+    ] {
+        println!(
+            "  {:<w$}{:>10}{:>10}{:>12.0}",
+            label,
+            format!("{:.1} ms", percentile(times, 0.5).as_secs_f64() * 1e3),
+            format!("{:.1} ms", percentile(times, 0.9).as_secs_f64() * 1e3),
+            median(mibs),
+            w = W - 2
+        );
+    }
     println!();
 
+    // Discovery.
     println!(
-        "{:<44}{:>12}{:>12}{:>11}",
+        "{:<W$}{:>10}{:>10}{:>12}",
         "discovery", "total", "w/o stall", "found"
     );
     for n in [1, 100, 1000] {
         let (total, work, found) = discovery(&url, n).await;
         println!(
-            "{:<44}{:>12}{:>12}{:>11}",
+            "  {:<w$}{:>10}{:>10}{:>12}",
             format!("{n} registered instance(s)"),
             format!("{} ms", total.as_millis()),
             format!("{} ms", work.as_millis()),
-            format!("{found}/{n}")
+            format!("{found}/{n}"),
+            w = W - 2
         );
     }
+    println!();
+
+    // Ratios, as the targets are stated.
+    println!("ratios (paired: median [p10-p90] of round-by-round / pair-by-pair ratios)");
+    let (tp_ratio, tp_lo, tp_hi) =
+        paired_ratio(&tp.rates[Kind::Nap.index()], &tp.rates[Kind::Hand.index()]);
+    println!(
+        "  {:<w$}{:>6.2} [{:.2}-{:.2}]  target >= 1.0  {}",
+        format!("prompts/s, {CALLERS} callers: nap / hand-written"),
+        tp_ratio,
+        tp_lo,
+        tp_hi,
+        verdict(tp_ratio >= 1.0),
+        w = W - 2
+    );
+    let (st_ratio, st_lo, st_hi) = paired_ratio(&nap_mibs, &raw_mibs);
+    println!(
+        "  {:<w$}{:>6.2} [{:.2}-{:.2}]  target >= 0.8  {}",
+        "1 MiB in 4 KiB chunks: nap / raw publish",
+        st_ratio,
+        st_lo,
+        st_hi,
+        verdict(st_ratio >= 0.8),
+        w = W - 2
+    );
+    let ratio = |a: Kind, b: Kind| p50(a).as_secs_f64() / p50(b).as_secs_f64();
+    let rt_raw = ratio(Kind::Nap, Kind::Raw);
+    println!(
+        "  {:<w$}{:>6.2}{:>13}  target <= 1.1  {}",
+        "p50 round trip: nap / raw request-reply",
+        rt_raw,
+        "",
+        verdict(rt_raw <= 1.1),
+        w = W - 2
+    );
+    println!(
+        "  {:<w$}{:>6.2}{:>13}  (no target)",
+        "p50 round trip: nap / hand-written exchange",
+        ratio(Kind::Nap, Kind::Hand),
+        "",
+        w = W - 2
+    );
+    println!(
+        "  {:<w$}{:>6.2}{:>13}  (no target)",
+        "p50 round trip: hand-written / raw req-reply",
+        ratio(Kind::Hand, Kind::Raw),
+        "",
+        w = W - 2
+    );
+    println!();
+    println!("bench run time: {:.1} s", run_start.elapsed().as_secs_f64());
 }
