@@ -14,8 +14,6 @@ use futures::StreamExt;
 use nap_proto::service_info::{QUEUE_GROUP, SERVICE_NAME, keys};
 use nap_proto::{Chunk, Identity, Verb};
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
@@ -186,11 +184,7 @@ impl Drop for Scripted {
 }
 
 fn beat(config: &ScriptedConfig, id: &str, interval: f64) -> Map<String, Value> {
-    let ts = OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default();
+    let ts = nap_proto::heartbeat::timestamp(std::time::SystemTime::now()).unwrap_or_default();
     let mut m = Map::new();
     m.insert("agent".into(), json!(config.agent));
     m.insert("owner".into(), json!(config.owner));
@@ -254,7 +248,7 @@ pub async fn start(
     if config.status_endpoint {
         let mut status = service
             .endpoint_builder()
-            .name("status")
+            .name(Verb::Status.as_str())
             .queue_group(QUEUE_GROUP)
             .add(config.subject(Verb::Status)?)
             .await

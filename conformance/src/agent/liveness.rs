@@ -8,8 +8,6 @@ use bytes::Bytes;
 use futures::StreamExt;
 use nap_proto::service_info::info_subject_for;
 use nap_proto::{Heartbeat, Verb, Wildcard};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::probe::{Probe, Reply, wire_of};
 use super::registration::Subject;
@@ -153,7 +151,7 @@ fn mine(s: &Subject, beats: &[Beat]) -> Vec<Beat> {
 }
 
 fn ts_is_utc(ts: &str) -> bool {
-    OffsetDateTime::parse(ts, &Rfc3339).is_ok_and(|t| t.offset().is_utc())
+    nap_proto::heartbeat::is_utc_timestamp(ts)
 }
 
 /// Checks a heartbeat-shaped payload: fields (HB-002 / HB-007) and identity

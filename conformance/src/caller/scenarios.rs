@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
-use nap_proto::{Chunk, Query};
+use nap_proto::{Chunk, Query, ResponseData, StatusToken};
 use serde_json::json;
 
 use crate::case::Case;
@@ -157,11 +157,15 @@ pub fn all() -> Vec<Scenario> {
             script: Box::new(|_, _| {
                 steps(|out: Out| async move {
                     out.ack().await;
+                    let mut extra = serde_json::Map::new();
+                    extra.insert("x_extra".into(), json!(1));
                     out.raw(
-                        serde_json::to_vec(
-                            &json!({"type": "response", "data": {"text": "Hello, ", "x_extra": 1}}),
-                        )
-                        .unwrap_or_default(), // ok: literal JSON
+                        Chunk::Response(ResponseData::Object {
+                            text: "Hello, ".into(),
+                            attachments: Vec::new(),
+                            extra,
+                        })
+                        .encode(),
                     )
                     .await;
                     out.text("world.").await;
@@ -179,9 +183,15 @@ pub fn all() -> Vec<Scenario> {
                 steps(|out: Out| async move {
                     out.ack().await;
                     out.text("alpha").await;
-                    out.raw(&br#"{"type":"x-conformance-future","data":{"k":1}}"#[..])
-                        .await;
-                    out.raw(&br#"{"type":"status","data":"thinking"}"#[..])
+                    out.raw(
+                        Chunk::Unknown {
+                            kind: "x-conformance-future".into(),
+                            data: json!({"k": 1}),
+                        }
+                        .encode(),
+                    )
+                    .await;
+                    out.raw(Chunk::Status(StatusToken::Other("thinking".into())).encode())
                         .await;
                     out.text("beta").await;
                     out.end().await;

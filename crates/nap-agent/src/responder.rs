@@ -67,13 +67,10 @@ impl Responder {
 
     /// Sends a status token (§6.4). The host already sent the leading `ack`.
     pub async fn status(&self, token: impl Into<String>) -> Result<(), SendError> {
-        let token = token.into();
-        let token = if token == "ack" {
-            StatusToken::Ack
-        } else {
-            StatusToken::Other(token)
-        };
-        self.transport.send(Chunk::Status(token)).await
+        let token: String = token.into();
+        self.transport
+            .send(Chunk::Status(StatusToken::from(token)))
+            .await
     }
 
     /// Sends any chunk as is.

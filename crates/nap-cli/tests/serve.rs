@@ -209,3 +209,54 @@ async fn serve_llm_with_the_offline_model() {
     assert_exit(&out, 0);
     assert!(stdout(&out).contains("offline model"), "{}", stdout(&out));
 }
+
+/// SIGTERM with five prompts in flight: `nap serve exec` finishes each of
+/// them and every stream ends with its terminator before the process exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_prompts_in_flight_ends_every_stream() {
+    use futures::StreamExt;
+    let server = NatsServer::start().unwrap();
+    let url = server.url();
+    let (serve, _) = support::serve(
+        &url,
+        &[
+            "exec", "--owner", "sh", "--name", "slow", "--", "sh", "-c", "sleep 1; cat",
+        ],
+    )
+    .await;
+    let nc = async_nats::connect(&url).await.unwrap();
+    let mut subs = Vec::new();
+    for i in 0..5 {
+        let inbox = nc.new_inbox();
+        let mut sub = nc.subscribe(inbox.clone()).await.unwrap();
+        nc.publish_with_reply("agents.prompt.exec.sh.slow", inbox, format!("p{i}").into())
+            .await
+            .unwrap();
+        // The ack says the prompt is in flight (§6.4).
+        let ack = tokio::time::timeout(std::time::Duration::from_secs(10), sub.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(nap_proto::Chunk::decode(&ack.payload).unwrap(), nap_proto::Chunk::ACK);
+        subs.push(sub);
+    }
+    let status = serve.terminate().await;
+    assert!(status.success(), "{status:?}");
+    for (i, mut sub) in subs.into_iter().enumerate() {
+        let mut text = String::new();
+        loop {
+            let msg = tokio::time::timeout(std::time::Duration::from_secs(10), sub.next())
+                .await
+                .unwrap_or_else(|_| panic!("prompt {i}: no terminator"))
+                .unwrap();
+            if msg.payload.is_empty() && msg.headers.is_none() {
+                break;
+            }
+            assert!(msg.headers.is_none(), "prompt {i}: error {:?}", msg.headers);
+            if let nap_proto::Chunk::Response(data) = nap_proto::Chunk::decode(&msg.payload).unwrap() {
+                text.push_str(data.text());
+            }
+        }
+        assert_eq!(text.trim_end(), format!("p{i}"));
+    }
+}

@@ -70,6 +70,17 @@ pub enum StatusToken {
     Other(String),
 }
 
+impl From<String> for StatusToken {
+    /// Reads a token: `ack` is [`StatusToken::Ack`], anything else is kept.
+    fn from(token: String) -> Self {
+        if token == StatusToken::Ack.as_str() {
+            StatusToken::Ack
+        } else {
+            StatusToken::Other(token)
+        }
+    }
+}
+
 impl StatusToken {
     /// The token text.
     pub fn as_str(&self) -> &str {
@@ -164,6 +175,9 @@ impl Chunk {
 
     /// Decodes one chunk from a message body.
     pub fn decode(body: &[u8]) -> Result<Self, ChunkError> {
+        if let Some(chunk) = Self::decode_plain(body) {
+            return Ok(chunk);
+        }
         let mut obj: Map<String, Value> =
             serde_json::from_slice(body).map_err(|source| ChunkError::NotJson { source })?;
         let kind = take_string(&mut obj, "type").map_err(ChunkError::Wrapper)?;
@@ -206,6 +220,30 @@ impl Chunk {
         };
         // Room for a little escaping on top of the raw text.
         WRAPPER + text + text / 16
+    }
+}
+
+/// The shape of nearly every chunk on the wire: a type and a string.
+#[derive(serde::Deserialize)]
+struct PlainChunk<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    data: std::borrow::Cow<'a, str>,
+}
+
+impl Chunk {
+    /// The fast path of [`Chunk::decode`]: a `response` or `status` chunk
+    /// whose `data` is a string, read without building a JSON tree. Any
+    /// other shape (or a duplicate key, or anything unusual) returns `None`
+    /// and goes through the general reader, which gives precise errors.
+    fn decode_plain(body: &[u8]) -> Option<Chunk> {
+        let plain: PlainChunk<'_> = serde_json::from_slice(body).ok()?;
+        match plain.kind.as_ref() {
+            "response" => Some(Chunk::Response(ResponseData::Text(plain.data.into_owned()))),
+            "status" => Some(Chunk::Status(plain.data.into_owned().into())),
+            _ => None,
+        }
     }
 }
 

@@ -131,6 +131,12 @@ pub fn timestamp(at: SystemTime) -> Result<String, TimestampError> {
         .map_err(|source| TimestampError { source })
 }
 
+/// Whether `ts` is what §8.3 asks for: an ISO 8601 (RFC 3339) time in UTC.
+pub fn is_utc_timestamp(ts: &str) -> bool {
+    time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
+        .is_ok_and(|t| t.offset().is_utc())
+}
+
 /// Builds the heartbeats of one instance: the periodic beat (§8.1-8.3) and
 /// the `status` reply (§8.7) come from the same builder (§8.7.1), so the
 /// two always agree.

@@ -56,8 +56,5 @@ pub fn stdout_failed(error: std::io::Error) -> Failure {
 
 /// The current UTC time, RFC 3339, to the second.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(0).unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    nap_proto::heartbeat::timestamp(std::time::SystemTime::now()).unwrap_or_default()
 }
