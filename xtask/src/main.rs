@@ -1,8 +1,10 @@
 //! `cargo xtask`: the project's tasks, in Rust.
 //!
-//! - `cargo xtask setup`: install what the tests need (nats-server, the
-//!   Python peers in a project-local venv); quick when all is present.
-//! - `cargo xtask test`: setup, fmt, clippy, the test suite, the doc tests.
+//! - `cargo xtask setup`: install what the tests need (nats-server 2.9 and
+//!   the current 2.x, the Python peers in a project-local venv); quick when
+//!   all is present.
+//! - `cargo xtask test [--server 2.9|current|both]`: setup, fmt, clippy, the
+//!   test suite on each selected nats-server (default both), the doc tests.
 //! - `cargo xtask bench`: nap's host and caller beside raw async-nats.
 //! - `cargo xtask conformance agent|caller ...`: the conformance suite.
 //! - `cargo xtask demo [--topic TEXT]`: the end-to-end multi-agent demo.
@@ -33,12 +35,18 @@ struct Cli {
 /// One task.
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Install what the tests need when missing: nats-server, and a Python
-    /// venv with the protocol's Python peers under target/nap-tools/.
+    /// Install what the tests need when missing: nats-server 2.9 (Debian)
+    /// and the current 2.x (PyPI wheel), and a Python venv with the
+    /// protocol's Python peers under target/nap-tools/.
     Setup,
-    /// Run setup, then fmt, clippy, the test suite and the doc tests;
-    /// stop at the first failing step.
+    /// Run setup, then fmt, clippy, the test suite on each selected
+    /// nats-server and the doc tests; stop at the first failing step (the
+    /// suite still runs on every selected server).
     Test {
+        /// The nats-server(s) the suite runs on: `2.9` (Debian), `current`
+        /// (the pinned PyPI wheel) or `both`, one after the other.
+        #[arg(long, value_enum, default_value = "both")]
+        server: test::ServerChoice,
         /// Extra arguments for the test runner (cargo nextest run, or cargo
         /// test), given after `--`.
         #[arg(last = true)]
@@ -68,7 +76,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Task::Setup => setup::run().map(|_| ExitCode::SUCCESS),
-        Task::Test { runner_args } => test::run(&runner_args).map(|()| ExitCode::SUCCESS),
+        Task::Test {
+            server,
+            runner_args,
+        } => test::run(server, &runner_args).map(|()| ExitCode::SUCCESS),
         Task::Bench => bench::run().map(|()| ExitCode::SUCCESS),
         Task::Conformance { args } => conformance::run(&args),
         Task::Demo { args } => Ok(demo::run_with(&args)),

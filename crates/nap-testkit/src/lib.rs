@@ -36,6 +36,7 @@ mod error;
 mod probe;
 mod python;
 mod server;
+mod version;
 
 pub use binary::{
     BinaryLookup, DEBIAN_NATS_SERVER, NATS_SERVER_ENV, NATS_SERVER_VENV, TOOLS_DIR_ENV,
@@ -45,3 +46,4 @@ pub use cluster::Cluster;
 pub use error::TestkitError;
 pub use python::{PYTHON_ENV, find_python, python_from, python_peer};
 pub use server::{DEFAULT_READY_TIMEOUT, NatsServer, NatsServerBuilder};
+pub use version::ServerVersion;

@@ -18,24 +18,25 @@ fn connect(port: u16) -> Option<TcpStream> {
     Some(stream)
 }
 
-/// True when a client connection to `127.0.0.1:port` is greeted with a
-/// complete `INFO {...}\r\n` line, i.e. the server accepts clients.
-pub(crate) fn reads_info(port: u16) -> bool {
-    let Some(mut stream) = connect(port) else {
-        return false;
-    };
+/// The JSON of the `INFO {...}\r\n` line a client connection to
+/// `127.0.0.1:port` is greeted with, once the server accepts clients; `None`
+/// before that (or when the greeting is not a complete `INFO` line).
+pub(crate) fn read_info(port: u16) -> Option<serde_json::Value> {
+    let mut stream = connect(port)?;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !buf.windows(2).any(|w| w == b"\r\n") {
         match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => return None,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
         if buf.len() > MAX_RESPONSE {
-            return false;
+            return None;
         }
     }
-    buf.starts_with(b"INFO ")
+    let end = buf.windows(2).position(|w| w == b"\r\n")?;
+    let json = buf[..end].strip_prefix(b"INFO ")?;
+    serde_json::from_slice(json).ok()
 }
 
 /// `GET path` on the monitoring port; the body of a `200` answer.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::probe;
-use crate::{TestkitError, find_nats_server};
+use crate::{ServerVersion, TestkitError, find_nats_server};
 
 /// How long [`NatsServer::start`] waits for the server by default.
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -144,6 +144,8 @@ pub struct NatsServer {
     options: NatsServerBuilder,
     role: Option<ClusterRole>,
     ports: Ports,
+    /// As announced in the `INFO` greeting of the last (re)start.
+    version: ServerVersion,
     child: Option<Child>,
     config_path: PathBuf,
     log_path: PathBuf,
@@ -191,6 +193,13 @@ impl NatsServer {
     /// The process id while the server runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// The server's version, as it announced it in its `INFO` greeting:
+    /// lets a test skip a feature the server under test lacks (see
+    /// [`ServerVersion::at_least`]).
+    pub fn version(&self) -> ServerVersion {
+        self.version
     }
 
     /// The binary that runs this server.
@@ -277,6 +286,8 @@ impl NatsServer {
                 cluster: role.as_ref().map(|_| 0),
             },
             role,
+            // Replaced by the version the server announces once it is ready.
+            version: ServerVersion::new(0, 0, 0),
             child: None,
             config_path: dir.path().join("nats-server.conf"),
             log_path: dir.path().join("nats-server.log"),
@@ -302,11 +313,12 @@ impl NatsServer {
         loop {
             self.spawn()?;
             match self.wait_ready(started, timeout) {
-                Ok(ports) => {
+                Ok((ports, version)) => {
                     if fixed_ports && ports != self.ports {
                         tracing::warn!(?ports, expected = ?self.ports, "restart changed ports");
                     }
                     self.ports = ports;
+                    self.version = version;
                     tracing::debug!(url = %self.url(), pid = ?self.pid(), "nats-server ready");
                     return Ok(());
                 }
@@ -357,8 +369,12 @@ impl NatsServer {
     }
 
     /// Poll until the server reported its ports and answers with `INFO` on
-    /// its client port.
-    fn wait_ready(&mut self, started: Instant, timeout: Duration) -> Result<Ports, TestkitError> {
+    /// its client port; the ports and the version that `INFO` announces.
+    fn wait_ready(
+        &mut self,
+        started: Instant,
+        timeout: Duration,
+    ) -> Result<(Ports, ServerVersion), TestkitError> {
         let mut reported: Option<Ports> = None;
         loop {
             let Some(child) = self.child.as_mut() else {
@@ -376,8 +392,20 @@ impl NatsServer {
                 reported = read_ports_file(&self.ports_dir, pid);
             }
             if let Some(ports) = reported {
-                if probe::reads_info(ports.client) {
-                    return Ok(ports);
+                if let Some(info) = probe::read_info(ports.client) {
+                    let version = ServerVersion::from_info(&info).ok_or_else(|| {
+                        TestkitError::VersionUnknown {
+                            source_of_version: format!(
+                                "the INFO greeting on port {}",
+                                ports.client
+                            ),
+                            text: info
+                                .get("version")
+                                .map(ToString::to_string)
+                                .unwrap_or_default(),
+                        }
+                    })?;
+                    return Ok((ports, version));
                 }
             }
             if started.elapsed() >= timeout {

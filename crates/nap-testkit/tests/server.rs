@@ -160,3 +160,12 @@ fn a_server_not_ready_in_time_is_an_error() {
         "{err:?}"
     );
 }
+
+#[test]
+fn the_version_in_info_is_the_binarys_version() {
+    let server = NatsServer::start().unwrap();
+    let announced = server.version();
+    let printed = nap_testkit::ServerVersion::of_binary(server.binary()).unwrap();
+    assert_eq!(announced, printed);
+    assert_eq!(announced.major, 2, "nap tests run on nats-server 2.x");
+}

@@ -74,19 +74,77 @@ pub fn assert_error_stream(msgs: &[Message], code: &str) -> String {
         .to_string()
 }
 
-/// Requests `$SRV.INFO.agents` and returns the records that answer within 1 s.
-pub async fn infos(nc: &async_nats::Client) -> Vec<serde_json::Value> {
+/// Requests `$SRV.INFO.agents` and returns the records that answer: stops
+/// at the `expected`-th record, at the server's no-responders status (no
+/// `agents` service at all), or after `patience`, whichever comes first.
+/// Never decides by a quiet interval, so a slow machine cannot make it miss
+/// a record that is on its way.
+pub async fn infos_until(
+    nc: &async_nats::Client,
+    expected: usize,
+    patience: Duration,
+) -> Vec<serde_json::Value> {
     let inbox = nc.new_inbox();
     let mut sub = nc.subscribe(inbox.clone()).await.unwrap();
     nc.publish_with_reply("$SRV.INFO.agents", inbox, "".into())
         .await
         .unwrap();
     let mut out = Vec::new();
-    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(750), sub.next()).await {
-        if msg.status.is_some() {
-            break; // no responders
+    let deadline = tokio::time::Instant::now() + patience;
+    while out.len() < expected || expected == 0 {
+        match tokio::time::timeout_at(deadline, sub.next()).await {
+            Ok(Some(msg)) if msg.status.is_some() => break, // no responders
+            Ok(Some(msg)) => out.push(serde_json::from_slice(&msg.payload).unwrap()),
+            Ok(None) | Err(_) => break,
         }
+    }
+    out
+}
+
+/// Requests `$SRV.INFO.agents` and returns exactly `expected` records,
+/// failing the test when fewer arrive within 10 s, or when one more arrives
+/// within a short look after them. (That look can only miss an extra
+/// record, never fail a correct host.) With `expected == 0` the answer must be
+/// the server's no-responders status.
+pub async fn infos(nc: &async_nats::Client, expected: usize) -> Vec<serde_json::Value> {
+    let inbox = nc.new_inbox();
+    let mut sub = nc.subscribe(inbox.clone()).await.unwrap();
+    nc.publish_with_reply("$SRV.INFO.agents", inbox, "".into())
+        .await
+        .unwrap();
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    if expected == 0 {
+        // No `agents` service: the server answers with its no-responders
+        // status (a caller treats it as an empty list, §4.1).
+        let msg = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("neither a record nor the no-responders status")
+            .unwrap();
+        assert!(
+            msg.status.is_some(),
+            "a record although none was expected: {}",
+            String::from_utf8_lossy(&msg.payload)
+        );
+        return out;
+    }
+    while out.len() < expected {
+        let msg = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("{} of {expected} $SRV.INFO records: {out:?}", out.len()))
+            .unwrap();
+        assert!(
+            msg.status.is_none(),
+            "no responders after {} of {expected} records",
+            out.len()
+        );
         out.push(serde_json::from_slice(&msg.payload).unwrap());
+    }
+    let extra = tokio::time::timeout(Duration::from_millis(250), sub.next()).await;
+    if let Ok(Some(msg)) = extra {
+        panic!(
+            "an unexpected record after {expected}: {}",
+            String::from_utf8_lossy(&msg.payload)
+        );
     }
     out
 }
