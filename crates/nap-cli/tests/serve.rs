@@ -220,7 +220,15 @@ async fn sigterm_with_prompts_in_flight_ends_every_stream() {
     let (serve, _) = support::serve(
         &url,
         &[
-            "exec", "--owner", "sh", "--name", "slow", "--", "sh", "-c", "sleep 1; cat",
+            "exec",
+            "--owner",
+            "sh",
+            "--name",
+            "slow",
+            "--",
+            "sh",
+            "-c",
+            "sleep 1; cat",
         ],
     )
     .await;
@@ -237,7 +245,10 @@ async fn sigterm_with_prompts_in_flight_ends_every_stream() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(nap_proto::Chunk::decode(&ack.payload).unwrap(), nap_proto::Chunk::ACK);
+        assert_eq!(
+            nap_proto::Chunk::decode(&ack.payload).unwrap(),
+            nap_proto::Chunk::ACK
+        );
         subs.push(sub);
     }
     let status = serve.terminate().await;
@@ -253,7 +264,9 @@ async fn sigterm_with_prompts_in_flight_ends_every_stream() {
                 break;
             }
             assert!(msg.headers.is_none(), "prompt {i}: error {:?}", msg.headers);
-            if let nap_proto::Chunk::Response(data) = nap_proto::Chunk::decode(&msg.payload).unwrap() {
+            if let nap_proto::Chunk::Response(data) =
+                nap_proto::Chunk::decode(&msg.payload).unwrap()
+            {
                 text.push_str(data.text());
             }
         }

@@ -420,7 +420,7 @@ async fn discovery(url: &str, n: usize) -> (Duration, Duration, usize) {
     let config = DiscoveryConfig {
         stall: Duration::from_millis(300),
         deadline: Duration::from_secs(10),
-        stop_at_first_match: false,
+        ..DiscoveryConfig::default()
     };
     let t = Instant::now();
     let found = client.discover_with(filter, config).await.unwrap();

@@ -39,7 +39,15 @@ fn patient() -> DiscoveryConfig {
     DiscoveryConfig {
         stall: Duration::from_secs(2),
         deadline: Duration::from_secs(60),
-        stop_at_first_match: false,
+        ..DiscoveryConfig::default()
+    }
+}
+
+/// Done the moment `n` records are in: no window to lose a reply in.
+fn expecting(n: usize) -> DiscoveryConfig {
+    DiscoveryConfig {
+        expect: Some(n),
+        ..patient()
     }
 }
 
@@ -302,7 +310,10 @@ async fn discovery_collects_a_thousand_instances() {
         .collect();
     let _responder = raw_responder(&nc, "$SRV.INFO.agents", records).await;
 
-    let found = discover(&client, filter()).await;
+    let found = client
+        .discover_with(filter(), expecting(1000))
+        .await
+        .unwrap();
     assert_eq!(found.len(), 1000);
     assert_eq!(ids(&found).len(), 1000);
 }
@@ -340,6 +351,9 @@ async fn discovery_finds_a_thousand_real_services() {
     // Every registration is on the server before the request.
     sync(&nc).await;
 
-    let found = discover(&client, filter()).await;
+    let found = client
+        .discover_with(filter(), expecting(1000))
+        .await
+        .unwrap();
     assert_eq!(ids(&found).len(), 1000);
 }

@@ -1,10 +1,11 @@
 //! The discovery collector (§4), sans IO.
 //!
 //! A caller sends one `$SRV.INFO.agents` request, then feeds each reply to
-//! [`Discovery::handle_reply`] with the time it arrived, and asks
+//! [`Discovery::handle_reply`] with the time it arrived, lets time pass with
+//! [`Discovery::handle_timeout`] at [`Discovery::poll_timeout`], and asks
 //! [`Discovery::poll`] whether collection is done. Collection ends at the
-//! first match (when asked to), once replies have stalled, or at the
-//! absolute deadline.
+//! first match or the expected count (when asked to), once replies have
+//! stalled, or at the absolute deadline.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -22,6 +23,9 @@ pub struct DiscoveryConfig {
     pub deadline: Duration,
     /// Done as soon as one record matches the filter.
     pub stop_at_first_match: bool,
+    /// Done as soon as this many records match the filter: a caller that
+    /// knows how many instances it waits for need not wait for the stall.
+    pub expect: Option<usize>,
 }
 
 impl Default for DiscoveryConfig {
@@ -30,6 +34,7 @@ impl Default for DiscoveryConfig {
             stall: Duration::from_millis(750),
             deadline: Duration::from_secs(2),
             stop_at_first_match: false,
+            expect: None,
         }
     }
 }
@@ -153,9 +158,12 @@ pub enum ReplyOutcome {
 
 /// Why collection is done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DoneReason {
     /// The first match arrived and the config asked to stop there.
     FirstMatch,
+    /// As many records matched as the config expected.
+    Expected,
     /// No reply for the stall interval after the last one.
     Stalled,
     /// The absolute deadline passed.
@@ -207,6 +215,8 @@ impl Discovery {
         self.agents.push(info);
         if self.config.stop_at_first_match {
             self.done = Some(DoneReason::FirstMatch);
+        } else if self.config.expect.is_some_and(|n| self.agents.len() >= n) {
+            self.done = Some(DoneReason::Expected);
         }
         ReplyOutcome::Matched
     }

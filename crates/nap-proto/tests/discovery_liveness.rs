@@ -250,3 +250,21 @@ fn instances_are_tracked_separately() {
     assert!(l.forget("A"));
     assert_eq!(l.last_heartbeat("B").unwrap().extra["extra"], true);
 }
+
+#[test]
+fn done_at_the_expected_count_without_waiting_for_the_stall() {
+    let t0 = Instant::now();
+    let cfg = DiscoveryConfig {
+        expect: Some(2),
+        ..DiscoveryConfig::default()
+    };
+    let mut d = Discovery::new(t0, cfg, DiscoveryFilter::any());
+    d.handle_reply(t0, &info("A", "echo", "me", "a", "0.3"));
+    assert!(matches!(poll(&mut d, t0), Poll::Pending { .. }));
+    // A duplicate does not count.
+    d.handle_reply(t0, &info("A", "echo", "me", "a", "0.3"));
+    assert!(matches!(poll(&mut d, t0), Poll::Pending { .. }));
+    d.handle_reply(t0 + MS, &info("B", "echo", "me", "b", "0.3"));
+    assert_eq!(poll(&mut d, t0 + MS), Poll::Done(DoneReason::Expected));
+    assert_eq!(d.poll_timeout(), None);
+}

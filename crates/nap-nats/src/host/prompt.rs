@@ -178,6 +178,8 @@ impl PromptLoop {
         let outcome = loop {
             let due = stream.keepalive_due().await;
             tokio::select! {
+                // The agent first: one that answers at once never arms a timer.
+                biased;
                 outcome = &mut work => break Some(outcome),
                 () = self.abandon.cancelled() => break None,
                 () = keepalive(due) => stream.tick().await,
