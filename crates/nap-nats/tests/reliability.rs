@@ -135,7 +135,8 @@ async fn a_reader_over_its_memory_budget_gets_a_typed_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_restart_mid_stream_is_an_error_never_a_short_reply() {
     let mut server = NatsServer::start().unwrap();
-    let lines = 100;
+    // Long enough that the agent is still streaming when the caller is back.
+    let lines = 300;
     let halfway = Arc::new(Notify::new());
     let h = halfway.clone();
     let agent = agent_fn(move |_req: Request, out: Responder| {

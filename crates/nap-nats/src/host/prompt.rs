@@ -4,16 +4,15 @@
 //! the error signal (§9.3) and the terminator (§6.5).
 //!
 //! No request is ever dropped unanswered. The NATS client drops messages
-//! of a subscription that is not read fast enough (a slow consumer), so a
-//! reader task does nothing but move requests from the endpoint's
-//! subscription into the instance's backlog, bounded in bytes; a second
-//! loop answers them in order, and never waits for an agent: a refusal is
-//! three publishes, an accepted request is a spawned task. When a burst
-//! outgrows the backlog, the reader refuses the excess itself with `429`.
+//! of a subscription that is not read fast enough (a slow consumer), so
+//! the loop reading the endpoint never waits: an accepted request becomes
+//! a task at once, and a refusal (`400`, `429`: three publishes) goes to a
+//! second task through a queue bounded in bytes. When a burst outgrows
+//! that queue, the reader publishes refusals itself.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::service::Request as ServiceRequest;
@@ -46,68 +45,61 @@ pub(super) struct PromptLoop {
 impl PromptLoop {
     /// Serves requests until the endpoint's subscription ends (after the
     /// service is stopped, every request already delivered is answered).
+    ///
+    /// The reader never waits: an accepted request becomes a task at once;
+    /// a refusal is queued for a second task, in a queue bounded by
+    /// `backlog_limit` bytes, past which the reader publishes the refusal
+    /// itself.
     pub(super) async fn run(
         self,
         mut endpoint: async_nats::service::endpoint::Endpoint,
         backlog_limit: u64,
     ) {
         let this = Arc::new(self);
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ServiceRequest>();
-        let backlog = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let accepting = {
-            let this = this.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Arc<ReplyStream>>();
+        let backlog = Arc::new(AtomicU64::new(0));
+        let refusing = {
             let backlog = backlog.clone();
-            async move {
-                while let Some(request) = rx.recv().await {
-                    backlog.fetch_sub(size(&request), Ordering::Relaxed);
-                    this.accept(request).await;
+            tokio::spawn(async move {
+                while let Some(stream) = rx.recv().await {
+                    backlog.fetch_sub(stream.request_size(), Ordering::Relaxed);
+                    if let Err(e) = stream.flush().await {
+                        tracing::debug!(error = %e, "refusal not published");
+                    }
                 }
-            }
+            })
         };
-        // The reader is a task of its own, so that it keeps draining the
-        // subscription while the accept loop publishes.
-        let reading = tokio::spawn(async move {
-            while let Some(request) = endpoint.next().await {
-                let size = size(&request);
-                if backlog.load(Ordering::Relaxed) + size > backlog_limit {
-                    tracing::warn!(
-                        limit = backlog_limit,
-                        "prompt backlog full: refusing with 429"
-                    );
-                    this.refuse(request, ServiceError::busy()).await;
-                    continue;
-                }
-                backlog.fetch_add(size, Ordering::Relaxed);
-                if let Err(refused) = tx.send(request) {
-                    this.refuse(refused.0, ServiceError::stopping()).await;
-                }
+        while let Some(request) = endpoint.next().await {
+            let Some(refused) = this.accept(request) else {
+                continue;
+            };
+            let size = refused.request_size();
+            if backlog.load(Ordering::Relaxed) + size > backlog_limit {
+                tracing::warn!(
+                    limit = backlog_limit,
+                    "refusal backlog full: refusing inline"
+                );
+                let _ = refused.flush().await;
+                continue;
             }
-            // Dropping the sender lets the accept loop finish the backlog.
-        });
-        accepting.await;
-        let _ = reading.await;
+            backlog.fetch_add(size, Ordering::Relaxed);
+            if let Err(unsent) = tx.send(refused) {
+                let _ = unsent.0.flush().await;
+            }
+        }
+        // Dropping the sender lets the refusals still queued go out.
+        drop(tx);
+        let _ = refusing.await;
         tracing::debug!("prompt endpoint closed");
     }
 
-    /// Answers a request with ack, `error` and terminator, unread.
-    async fn refuse(&self, request: ServiceRequest, error: ServiceError) {
-        let Some(reply) = request.message.reply.clone() else {
-            return;
-        };
-        let at = now();
-        let mut machine = AgentStream::new(at, None);
-        machine.open(at);
-        machine.finish(at, Some(error));
-        let stream = ReplyStream::new(self.client.clone(), request, reply, machine);
-        if let Err(e) = stream.flush().await {
-            tracing::debug!(error = %e, "refusal not published");
-        }
-    }
-
-    async fn accept(self: &Arc<Self>, service_request: ServiceRequest) {
+    /// Reads one request (§5.3, §5.4, §6.4) and starts serving it, or
+    /// returns the stream of a refused request (ack, error and terminator
+    /// queued) for the caller to publish. Never waits.
+    fn accept(self: &Arc<Self>, service_request: ServiceRequest) -> Option<Arc<ReplyStream>> {
         let Some(reply) = service_request.message.reply.clone() else {
             tracing::debug!(subject = %service_request.message.subject, "prompt without a reply subject ignored");
-            return;
+            return None;
         };
         let at = now();
         let mut machine = AgentStream::new(at, self.keepalive);
@@ -130,6 +122,14 @@ impl PromptLoop {
                 }
             },
         };
+        let (Ok(envelope), Some(permit)) = (envelope, permit) else {
+            return Some(ReplyStream::new(
+                self.client.clone(),
+                service_request,
+                reply,
+                machine,
+            ));
+        };
         let headers: Vec<(String, String)> = service_request
             .message
             .headers
@@ -142,13 +142,6 @@ impl PromptLoop {
             .unwrap_or_default();
         let subject = service_request.message.subject.to_string();
         let stream = ReplyStream::new(self.client.clone(), service_request, reply, machine);
-        let (Ok(envelope), Some(permit)) = (envelope, permit) else {
-            // Refused: ack, error, terminator, published right here.
-            if let Err(e) = stream.flush().await {
-                tracing::debug!(error = %e, "refusal not published");
-            }
-            return;
-        };
         let request = Request {
             envelope,
             instance: self.instance.clone(),
@@ -158,6 +151,7 @@ impl PromptLoop {
         let this = self.clone();
         self.tracker
             .spawn(async move { this.serve(request, stream, permit).await });
+        None
     }
 
     async fn serve(
@@ -204,11 +198,6 @@ impl PromptLoop {
         };
         stream.finish(error).await;
     }
-}
-
-/// The bytes a waiting request holds.
-fn size(request: &ServiceRequest) -> u64 {
-    request.message.length as u64
 }
 
 /// Sleeps until the keep-alive is due, or forever without one.

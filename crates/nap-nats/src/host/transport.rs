@@ -36,6 +36,7 @@ struct Driver {
 /// Publishes one stream's messages to its reply subject.
 pub(crate) struct ReplyStream {
     client: Client,
+    request_size: u64,
     // One lock orders every publish of this stream and guards the machine,
     // so a chunk from a lingering responder clone can never follow the
     // terminator (the machine refuses it).
@@ -51,7 +52,9 @@ impl ReplyStream {
         machine: AgentStream,
     ) -> Arc<Self> {
         let connects = connects(&client);
+        let request_size = request.message.length as u64;
         Arc::new(ReplyStream {
+            request_size,
             driver: Mutex::new(Driver {
                 machine,
                 request,
@@ -62,6 +65,11 @@ impl ReplyStream {
             }),
             client,
         })
+    }
+
+    /// The bytes of the request this stream answers, for backlog budgets.
+    pub(crate) fn request_size(&self) -> u64 {
+        self.request_size
     }
 
     /// Publishes whatever the machine has queued.
