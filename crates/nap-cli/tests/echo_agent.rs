@@ -387,3 +387,32 @@ fn help_documents_the_exit_statuses() {
         assert!(help.contains(flag), "{flag} missing");
     }
 }
+
+/// A reply that breaks a stream rule is not a success: one line on stderr
+/// naming the rule, exit 4, whatever came before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protocol_violation_exits_4_with_one_line() {
+    let server = NatsServer::start().unwrap();
+    let url = server.url();
+    let sloppy = agent_fn(|_req: Request, out: Responder| async move {
+        out.text("before ").await?;
+        // A response chunk whose data is a number (§6.3: string or object).
+        out.chunk(nap_proto::Chunk::Unknown {
+            kind: "response".into(),
+            data: serde_json::json!(5),
+        })
+        .await?;
+        out.text("after").await?;
+        Ok::<_, AgentError>(())
+    });
+    let nats = async_nats::connect(&url).await.unwrap();
+    let _running = AgentService::builder("sloppy", "alice", "bad")
+        .start(nats, sloppy)
+        .await
+        .unwrap();
+    let out = run(&url, &["prompt", "alice/bad", "hi"]).await;
+    assert_exit(&out, 4);
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("broke the protocol"), "{err}");
+}

@@ -578,3 +578,40 @@ async fn dropping_the_agent_stops_it_gracefully() {
     }
     assert!(gone, "the dropped instance still answers $SRV.PING");
 }
+
+/// `$SRV.STATS` counts whole streams: every request, every error (400,
+/// 429, 500 alike) and the time from request to terminator.
+#[tokio::test]
+async fn service_stats_count_whole_streams_and_their_errors() {
+    let server = server();
+    let nc = connect(&server).await;
+    let agent = agent_fn(|req: Request, out: Responder| async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if req.prompt() == "fail" {
+            return Err(AgentError::internal("it went wrong"));
+        }
+        out.text("ok").await?;
+        Ok::<_, AgentError>(())
+    });
+    let _running = AgentService::builder("stats", "o", "n")
+        .start(nc.clone(), agent)
+        .await
+        .unwrap();
+    for payload in ["fine", "fail", ""] {
+        exchange(&nc, "agents.prompt.stats.o.n", payload).await;
+    }
+    let reply = nc.request("$SRV.STATS.agents", "".into()).await.unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    let prompt = stats["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "prompt")
+        .unwrap();
+    assert_eq!(prompt["num_requests"], 3, "{prompt}");
+    // The 500 and the 400 of the empty prompt (§5.3).
+    assert_eq!(prompt["num_errors"], 2, "{prompt}");
+    // Two streams of 300 ms of work each, timed to their terminators.
+    let nanos = prompt["processing_time"].as_u64().unwrap();
+    assert!(nanos >= 600_000_000, "{prompt}");
+}
