@@ -31,8 +31,9 @@ Exit status:
        locally (§5.4), a query that cannot be answered (stdin is not a terminal)
   3    could not connect to NATS: unreachable server, authentication, context or
        credentials files
-  4    the exchange failed: no reply in time (§6.6), nobody listening, a broken
-       stream (§6, §9), another NATS error
+  4    the exchange failed: no reply in time (§6.6), nobody listening, a reply
+       that broke a stream rule (§6, §9) or lost messages in transit (a
+       reconnect, a full buffer), another NATS error
   130  interrupted (Ctrl-C)";
 
 /// Discover, inspect, prompt, watch and serve agents on NATS

@@ -106,6 +106,8 @@ impl RawPublisher {
             match line.trim_end() {
                 "PONG" => return,
                 "PING" => self.writer.write_all(b"PONG\r\n").await.unwrap(),
+                // Newer servers send an updated INFO after CONNECT.
+                info if info.starts_with("INFO ") => {}
                 other => panic!("the server answered the raw publisher with {other:?}"),
             }
         }
