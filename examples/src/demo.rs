@@ -15,6 +15,7 @@ use nap_llm::{Llm, LlmAgent, Offline};
 use nap_nats::{AgentHandle, AgentService, Client, Event, PromptOptions, RunningAgent};
 use nap_orchestrator::{SupervisedAgent, Supervisor};
 use nap_proto::DiscoveryFilter;
+use nap_proto::progress::Progress;
 
 /// The boxed error of the demo functions.
 pub type DemoError = Box<dyn std::error::Error + Send + Sync>;
@@ -208,16 +209,19 @@ pub async fn write_article(
     while let Some(event) = stream.next().await {
         match event? {
             Event::Status(token) => {
-                let line = if let Some(agent) = token.strip_prefix("tool:") {
-                    report.started.push(agent.to_owned());
-                    format!("→ {agent} is working")
-                } else if let Some(agent) = token.strip_prefix("done:") {
-                    format!("✓ {agent} finished")
-                } else if let Some(agent) = token.strip_prefix("failed:") {
-                    report.failed.push(agent.to_owned());
-                    format!("✗ {agent} failed")
-                } else {
-                    continue;
+                let line = match Progress::parse(&token) {
+                    Some(Progress::Started(agent)) => {
+                        let line = format!("→ {agent} is working");
+                        report.started.push(agent);
+                        line
+                    }
+                    Some(Progress::Done(agent)) => format!("✓ {agent} finished"),
+                    Some(Progress::Failed(agent)) => {
+                        let line = format!("✗ {agent} failed");
+                        report.failed.push(agent);
+                        line
+                    }
+                    _ => continue,
                 };
                 if in_text {
                     writeln!(out)?;

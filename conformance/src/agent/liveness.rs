@@ -210,8 +210,11 @@ pub async fn judge_status(probe: &Probe, s: &Subject, f: &mut Findings) -> Resul
         let decoded = match &reply {
             None => Err("no reply".to_owned()),
             Some(r)
-                if r.headers()
-                    .is_some_and(|h| h.iter().any(|(k, _)| k == nap_proto::ERROR_CODE_HEADER)) =>
+                if r.headers().is_some_and(|h| {
+                    nap_proto::Received::with_headers(h, &r.body)
+                        .error()
+                        .is_some()
+                }) =>
             {
                 Err("replied with an error".to_owned())
             }

@@ -212,7 +212,10 @@ pub fn judge(exchanges: &[Exchange], f: &mut Findings) {
                 }
                 other => f.fail(
                     STR_007,
-                    format!("{label}: Nats-Service-Error-Code {other} is not in §9.2"),
+                    format!(
+                        "{label}: {} {other} is not in §9.2",
+                        nap_proto::ERROR_CODE_HEADER
+                    ),
                     ev(),
                 ),
             }

@@ -7,7 +7,17 @@
 //! - [`Client`] discovers agents (§4), prompts them at their advertised
 //!   subject (§4.3), streams typed events (§6, §7) and tracks liveness (§8).
 //!
-//! The wire rules live in `nap-proto`; this crate moves bytes.
+//! The wire rules live in `nap-proto`, whose sans-IO machines
+//! (`AgentStream`, `ResponseStream`, `Discovery`, `Liveness`) this crate
+//! drives; it only moves bytes and reads clocks.
+//!
+//! Nothing is lost quietly: NATS core delivers at most once, so a stream
+//! whose messages may have been dropped (a reconnect, a full buffer) ends
+//! with [`Error::Lost`], the host answers every request it receives
+//! (refusing with `429` what it cannot serve), and
+//! [`RunningAgent::stop`] returns once every terminator is on the server.
+//! Connect with [`connect_options`] so that the NATS client itself keeps
+//! bursts instead of dropping them.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -15,7 +25,7 @@
 //! use nap_nats::{AgentService, Client};
 //! use nap_proto::DiscoveryFilter;
 //!
-//! let nats = async_nats::connect("nats://127.0.0.1:4222").await?;
+//! let nats = nap_nats::connect_options().connect("nats://127.0.0.1:4222").await?;
 //!
 //! // Host: an agent that streams the prompt back.
 //! let echo = agent_fn(|req: Request, out: Responder| async move {

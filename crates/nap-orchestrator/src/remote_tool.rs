@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use nap_llm::{Tool, ToolError, schema_for};
 use nap_nats::{AgentHandle, Event, PendingQuery, PromptOptions};
+use nap_proto::progress::Progress;
 use nap_proto::{Attachment, Envelope, ResponseData};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -278,12 +279,12 @@ impl Tool for RemoteAgentTool {
         let outcome = self.prompt(envelope, |_| {}).await;
         match outcome {
             Ok(answer) => {
-                query::report(format!("done:{}", self.name)).await;
+                query::report(Progress::Done(self.name.clone()).token()).await;
                 Ok(answer.to_tool_text())
             }
             Err(error) => {
                 tracing::warn!(tool = %self.name, %error, "remote agent call failed");
-                query::report(format!("failed:{}", self.name)).await;
+                query::report(Progress::Failed(self.name.clone()).token()).await;
                 Err(ToolError::new(error))
             }
         }

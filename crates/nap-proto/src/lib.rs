@@ -49,6 +49,7 @@ pub mod error;
 pub mod heartbeat;
 pub mod json;
 pub mod liveness;
+pub mod progress;
 pub mod request;
 pub mod service_info;
 pub mod stream;

@@ -8,9 +8,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
-use nap_proto::{
-    ERROR_CODE_HEADER, ERROR_HEADER, Heartbeat, Liveness, Presence, RemoteError, Transition,
-};
+use nap_proto::{Heartbeat, Liveness, Presence, Transition};
 use tokio::sync::{Notify, broadcast, oneshot};
 
 use super::{AgentHandle, Client, now, sleep_until};
@@ -158,16 +156,8 @@ impl Client {
             Err(source) => return Err(Error::Request { subject, source }),
         };
         // §8.7.1, §9: a failure to build the payload comes back as an error.
-        if let Some(headers) = &msg.headers {
-            let code = headers.get(ERROR_CODE_HEADER).map(|v| v.as_str());
-            let description = headers.get(ERROR_HEADER).map(|v| v.as_str());
-            if code.is_some() || description.is_some() {
-                return Err(Error::Remote(Box::new(RemoteError::from_parts(
-                    code,
-                    description,
-                    &msg.payload,
-                ))));
-            }
+        if let Some(error) = crate::wire::with_received(&msg, |r| r.error()) {
+            return Err(Error::Remote(Box::new(error)));
         }
         let heartbeat = Heartbeat::decode(&msg.payload)?;
         // §8.7: a status reply counts as a just-arrived heartbeat.

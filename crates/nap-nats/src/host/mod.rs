@@ -177,10 +177,11 @@ impl AgentServiceBuilder {
         self
     }
 
-    /// The most request bytes waiting to be read (accepted or refused).
-    /// Requests arriving while the backlog is full are refused with `429`
-    /// at once rather than left to the NATS client, which would drop them
-    /// unanswered. Default 64 MiB.
+    /// The most bytes of refused requests (`400`, `429`) waiting for their
+    /// refusal to be published by the task that does so. Past it, the
+    /// endpoint's reader publishes refusals itself, which slows it down
+    /// (requests then wait in the NATS client's queue, see
+    /// [`crate::connect_options`]). Default 64 MiB.
     pub fn max_backlog(mut self, size: ByteSize) -> Self {
         self.max_backlog = size;
         self
