@@ -11,7 +11,7 @@
 //! use nap_nats::client::{Client, Event};
 //! use nap_proto::DiscoveryFilter;
 //!
-//! let nats = async_nats::connect("nats://127.0.0.1:4222").await?;
+//! let nats = nap_nats::connect_options().connect("nats://127.0.0.1:4222").await?;
 //! let client = Client::new(nats).await?;
 //! let echo = client
 //!     .find(DiscoveryFilter { agent: Some("echo".into()), ..DiscoveryFilter::any() })
@@ -27,7 +27,9 @@
 //!     match event? {
 //!         Event::Response(data) => print!("{}", data.text()),
 //!         Event::Query(query) => query.answer("yes").await?,
-//!         Event::Ack | Event::Status(_) | Event::End => {}
+//!         // A broken message: the reply cannot be trusted.
+//!         Event::Violation(v) => return Err(nap_nats::Error::Protocol(v).into()),
+//!         _ => {}
 //!     }
 //! }
 //!
