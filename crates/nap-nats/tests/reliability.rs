@@ -61,14 +61,15 @@ async fn received_by(nats: &async_nats::Client, n: u64) {
     .expect("the reply never reached the caller");
 }
 
-/// A caller that reads nothing until the whole long reply has arrived
-/// still gets every chunk: the NATS client's per-subscription buffer
-/// (65,536 messages) would have dropped a third of them silently.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reader_far_behind_gets_every_chunk() {
-    let server = NatsServer::start().unwrap();
+/// Prompts a [`firehose`] of [`CHUNKS`] chunks and returns its stream,
+/// unread, once the whole reply (ack, chunks, terminator) has reached the
+/// caller's process.
+async fn unread_long_reply(
+    server: &NatsServer,
+    options: PromptOptions,
+) -> (nap_nats::PromptStream, nap_nats::RunningAgent) {
     let sent = Arc::new(Notify::new());
-    let _agent = AgentService::builder("hose", "rel", "a")
+    let agent = AgentService::builder("hose", "rel", "a")
         .start(connect(&server.url()).await, firehose(CHUNKS, sent.clone()))
         .await
         .unwrap();
@@ -76,10 +77,19 @@ async fn a_reader_far_behind_gets_every_chunk() {
     let client = Client::new(nats.clone()).await.unwrap();
     let hose = find(&client, "hose").await;
     let before = nats.statistics().in_messages.load(Ordering::Relaxed);
-    let mut stream = hose.prompt("go").await.unwrap();
+    let stream = hose.prompt_with("go", options).await.unwrap();
     sent.notified().await;
-    // ack + chunks + terminator, all in this process before the first read.
     received_by(&nats, before + CHUNKS as u64 + 2).await;
+    (stream, agent)
+}
+
+/// A caller that reads nothing until the whole long reply has arrived
+/// still gets every chunk: the NATS client's per-subscription buffer
+/// (65,536 messages) would have dropped a third of them silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_far_behind_gets_every_chunk() {
+    let server = NatsServer::start().unwrap();
+    let (mut stream, _agent) = unread_long_reply(&server, PromptOptions::default()).await;
     let mut chunks = 0;
     let end = loop {
         match stream.next().await {
@@ -99,19 +109,8 @@ async fn a_reader_far_behind_gets_every_chunk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_over_its_memory_budget_gets_a_typed_error() {
     let server = NatsServer::start().unwrap();
-    let sent = Arc::new(Notify::new());
-    let _agent = AgentService::builder("hose", "rel", "b")
-        .start(connect(&server.url()).await, firehose(CHUNKS, sent.clone()))
-        .await
-        .unwrap();
-    let nats = connect(&server.url()).await;
-    let client = Client::new(nats.clone()).await.unwrap();
-    let hose = find(&client, "hose").await;
     let options = PromptOptions::default().with_max_bytes(1 << 20);
-    let before = nats.statistics().in_messages.load(Ordering::Relaxed);
-    let mut stream = hose.prompt_with("go", options).await.unwrap();
-    sent.notified().await;
-    received_by(&nats, before + CHUNKS as u64 + 2).await;
+    let (mut stream, _agent) = unread_long_reply(&server, options).await;
     let mut outcome = None;
     while let Some(item) = stream.next().await {
         match item {
