@@ -188,7 +188,8 @@ pub struct PromptStream {
     inbox: String,
     decoder: ResponseStream,
     timer: Pin<Box<tokio::time::Sleep>>,
-    /// The timer's current deadline, so it is reset only when it moves.
+    /// When the timer is armed for: never later than the stream's deadline
+    /// once the timer has fired, so the stream cannot outlive it.
     timer_at: Option<std::time::Instant>,
     /// The connection's connect count when the prompt was sent.
     connects: u64,
@@ -352,6 +353,14 @@ impl PromptStream {
         Ok(reply)
     }
 
+    /// Sets the timer for `at`.
+    fn arm(&mut self, at: std::time::Instant) {
+        self.timer
+            .as_mut()
+            .reset(tokio::time::Instant::from_std(at));
+        self.timer_at = Some(at);
+    }
+
     /// Adds a response to a gathered reply, within the memory budget.
     fn gather(&mut self, reply: &mut Reply, data: ResponseData) -> Result<()> {
         reply.push(data);
@@ -452,26 +461,26 @@ impl Stream for PromptStream {
                 }
                 Poll::Pending => {}
             }
-            // Nothing to read: wait for the next deadline (§6.6).
+            // Nothing to read: wait for the next deadline (§6.6). Every
+            // message moves the inactivity deadline later; the timer is not
+            // reset for that (it would be, once per message), only moved
+            // earlier when needed, and re-armed when it fires early.
             let Some(deadline) = this.decoder.poll_timeout() else {
                 this.finish();
                 return Poll::Ready(None);
             };
-            if this.timer_at != Some(deadline) {
-                this.timer
-                    .as_mut()
-                    .reset(tokio::time::Instant::from_std(deadline));
-                this.timer_at = Some(deadline);
+            if this.timer_at.is_none_or(|armed| deadline < armed) {
+                this.arm(deadline);
             }
             if this.timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            this.decoder.handle_timeout(now());
-            if this.decoder.poll_timeout() == Some(deadline) {
-                // Woken a hair early: sleep on, just past the deadline.
-                this.timer.as_mut().reset(tokio::time::Instant::from_std(
-                    deadline + Duration::from_millis(1),
-                ));
+            let at = now();
+            this.decoder.handle_timeout(at);
+            if let Some(next) = this.decoder.poll_timeout() {
+                // Not expired: activity moved the deadline since the timer
+                // was armed. Sleep until the new one.
+                this.arm(next.max(at + Duration::from_millis(1)));
             }
         }
     }
