@@ -652,3 +652,94 @@ fn display_name_and_nonce_limits() {
     assert!(Nonce::new("N".repeat(64)).is_ok());
     assert_eq!(Nonce::new("N".repeat(65)), Err(NonceError::Length(65)));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// JSON objects made of the header's own keys with plausible and
+    /// implausible values, so the decoder's field rules get exercised.
+    fn headerish() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("v"),
+            Just("account"),
+            Just("user"),
+            Just("name"),
+            Just("sub"),
+            Just("ts"),
+            Just("nonce"),
+            Just("sig"),
+        ];
+        let value = prop_oneof![
+            Just("1".to_owned()),
+            Just("2".to_owned()),
+            Just("\"1\"".to_owned()),
+            Just("null".to_owned()),
+            Just(format!("\"{ACCOUNT}\"")),
+            Just(format!("\"{USER}\"")),
+            Just("\"$G\"".to_owned()),
+            Just(format!("\"{B13_TS}\"")),
+            Just(format!("\"{B13_SIG}\"")),
+            Just(format!("\"{B13_SUBJECT}\"")),
+            "\"[ -~]{0,70}\"",
+        ];
+        prop::collection::vec((key, value), 0..9).prop_map(|kvs| {
+            let body: Vec<String> = kvs.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            format!("{{{}}}", body.join(","))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn decoders_never_panic(s in any::<String>(), h in headerish()) {
+            let _ = AgentId::parse(&s);
+            let _ = SenderHeader::decode(&s);
+            // Whatever decodes re-encodes to a value that decodes the same way.
+            match SenderHeader::decode(&h) {
+                Ok(SenderHeader::Signed(signed)) => {
+                    prop_assert_eq!(
+                        SenderHeader::decode(&signed.encode()),
+                        Ok(SenderHeader::Signed(signed.clone()))
+                    );
+                }
+                Ok(SenderHeader::Claimed(claim)) => {
+                    prop_assert_eq!(
+                        SenderHeader::decode(&claim.encode()),
+                        Ok(SenderHeader::Claimed(claim.clone()))
+                    );
+                }
+                _ => {}
+            }
+        }
+
+    }
+
+    proptest! {
+        // ed25519 in a debug build is slow; a few dozen keys' worth of inputs suffice.
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn signed_headers_round_trip_and_verify(
+            nonce in "[A-Za-z0-9_-]{1,64}",
+            name in proptest::option::of("[^\\p{Cc}\u{2028}\u{2029}]{0,20}"),
+            secs in 0u64..253_402_300_799,
+            sub in "[a-z0-9_-]{1,10}(\\.[a-z0-9*>_-]{1,10}){0,5}",
+            payload in prop::collection::vec(any::<u8>(), 0..256),
+        ) {
+            let mut signer = SenderSigner::new(SEED, Account::new("$G").unwrap()).unwrap();
+            if let Some(name) = name {
+                signer = signer.with_name(DisplayName::new(name).unwrap());
+            }
+            let ts = SenderTime::from_system_time(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)).unwrap();
+            let header = signer.sign(sub, ts, Nonce::new(nonce).unwrap(), &payload).unwrap();
+            let value = header.encode();
+            // §13.5.1: one line, no whitespace between tokens.
+            prop_assert!(!value.contains('\n') && !value.contains('\r'));
+            let decoded = SenderHeader::decode(&value).unwrap();
+            prop_assert_eq!(&decoded, &SenderHeader::Signed(header.clone()));
+            prop_assert!(header.verify_signature(&payload).is_ok());
+        }
+    }
+}

@@ -437,6 +437,7 @@ impl SenderHeader {
     pub fn from_values<'a>(
         values: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self, MalformedSender> {
+        // §13.5: a caller sets one `Agent-Sender` header; §13.7 step 1: none is absent.
         let mut values = values.into_iter();
         match (values.next(), values.next()) {
             (None, _) => Ok(SenderHeader::Absent),
@@ -452,6 +453,7 @@ impl SenderHeader {
     /// know are ignored. `sub`, `ts` and `nonce` without `sig` are checked
     /// for shape and then dropped: a claim carries no proof.
     pub fn decode(value: &str) -> Result<Self, MalformedSender> {
+        // The JSON parser rejects invalid UTF-8 escapes and lone surrogates as not JSON.
         // §13.5.1: not valid JSON is malformed.
         let parsed: Value = serde_json::from_str(value).map_err(|_| MalformedSender::NotJson)?;
         let Value::Object(mut obj) = parsed else {
@@ -473,28 +475,34 @@ impl SenderHeader {
         let account = required_string(&mut obj, "account")?;
         let user = required_string(&mut obj, "user")?;
         let id = AgentId::from_parts(&account, &user).map_err(MalformedSender::AgentId)?;
+        // §13.5: `name` is an optional display string, never identity.
         let name = optional_string(&mut obj, "name")?
             .map(DisplayName::new)
             .transpose()
             .map_err(MalformedSender::Name)?;
+        // §13.5: `sub` is the subject the caller published to.
         let sub = optional_string(&mut obj, "sub")?;
         if let Some(sub) = &sub
             && !is_subject(sub)
         {
             return Err(MalformedSender::Subject);
         }
+        // §13.5: `ts` is RFC 3339 UTC; fractional seconds are accepted.
         let ts = optional_string(&mut obj, "ts")?
             .map(|ts| SenderTime::parse(&ts))
             .transpose()
             .map_err(MalformedSender::Timestamp)?;
+        // §13.5: `nonce` is 1–64 characters of `[A-Za-z0-9_-]`.
         let nonce = optional_string(&mut obj, "nonce")?
             .map(Nonce::new)
             .transpose()
             .map_err(MalformedSender::Nonce)?;
+        // §13.5, §13.6.1: `sig` is unpadded base64url of a 64-byte ed25519 signature.
         let sig = optional_string(&mut obj, "sig")?
             .map(|sig| Signature::from_base64url(&sig))
             .transpose()
             .map_err(MalformedSender::Signature)?;
+        // §13.5: a header without `sig` is a claim.
         let Some(sig) = sig else {
             return Ok(SenderHeader::Claimed(SenderClaim { id, name }));
         };
