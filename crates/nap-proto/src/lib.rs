@@ -47,6 +47,7 @@ pub mod discovery;
 pub mod envelope;
 pub mod error;
 pub mod heartbeat;
+pub mod identity;
 pub mod json;
 pub mod liveness;
 pub mod progress;
