@@ -434,3 +434,53 @@ async fn a_cluster_losing_the_agents_node_fails_over() {
         "prompts were not answered again after the node was lost"
     );
 }
+
+/// The keep-alive timer fires while the agent is blocked in a send (the
+/// NATS client's command queue is full while the server is away). The
+/// prompt must still finish once the server is back: the keep-alive must
+/// not wait for the stream the blocked agent holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keepalive_during_a_blocked_send_does_not_hang_the_prompt() {
+    let mut server = NatsServer::start().unwrap();
+    let go = Arc::new(Notify::new());
+    let g = go.clone();
+    let agent = agent_fn(move |_req: Request, out: Responder| {
+        let g = g.clone();
+        async move {
+            g.notified().await;
+            // More than the client's command queue holds (2,048 by default).
+            for _ in 0..5_000 {
+                let _ = out.text("x").await;
+            }
+            Ok::<_, AgentError>(())
+        }
+    });
+    let running = AgentService::builder("blocked", "rel", "g")
+        .keepalive(Some(Duration::from_millis(50)))
+        .start(connect(&server.url()).await, agent)
+        .await
+        .unwrap();
+    let nc = connect(&server.url()).await;
+    let inbox = nc.new_inbox();
+    let mut sub = nc.subscribe(inbox.clone()).await.unwrap();
+    nc.publish_with_reply("agents.prompt.blocked.rel.g", inbox, "go".into())
+        .await
+        .unwrap();
+    // The ack: the prompt is in flight.
+    tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    server.stop().unwrap();
+    go.notify_one();
+    // Several keep-alive intervals pass with the agent stuck in a send.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.restart().unwrap();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while running.in_flight() > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the prompt never finished: its keep-alive waited on the blocked agent");
+}

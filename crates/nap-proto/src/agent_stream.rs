@@ -184,6 +184,11 @@ impl AgentStream {
         self.state == State::Finished
     }
 
+    /// The keep-alive interval, if any.
+    pub fn keepalive(&self) -> Option<Duration> {
+        self.keepalive
+    }
+
     /// The code of the error the stream ended with, if it did.
     pub fn error(&self) -> Option<StatusCode> {
         self.error

@@ -170,7 +170,7 @@ impl PromptLoop {
             AssertUnwindSafe(async move { agent.prompt(request, responder).await }).catch_unwind();
         tokio::pin!(work);
         let outcome = loop {
-            let due = stream.keepalive_due().await;
+            let due = stream.keepalive_due();
             tokio::select! {
                 // The agent first: one that answers at once never arms a timer.
                 biased;

@@ -37,6 +37,7 @@ struct Driver {
 pub(crate) struct ReplyStream {
     client: Client,
     request_size: u64,
+    keepalive: Option<Duration>,
     // One lock orders every publish of this stream and guards the machine,
     // so a chunk from a lingering responder clone can never follow the
     // terminator (the machine refuses it).
@@ -55,6 +56,7 @@ impl ReplyStream {
         let request_size = request.message.length as u64;
         Arc::new(ReplyStream {
             request_size,
+            keepalive: machine.keepalive(),
             driver: Mutex::new(Driver {
                 machine,
                 request,
@@ -79,13 +81,25 @@ impl ReplyStream {
     }
 
     /// When the next keep-alive is due.
-    pub(crate) async fn keepalive_due(&self) -> Option<std::time::Instant> {
-        self.driver.lock().await.machine.poll_timeout()
+    ///
+    /// Never waits: while a send is under way the stream is not idle, so
+    /// the answer is one interval from now.
+    pub(crate) fn keepalive_due(&self) -> Option<std::time::Instant> {
+        match self.driver.try_lock() {
+            Ok(driver) => driver.machine.poll_timeout(),
+            Err(_) => self.keepalive.map(|every| now() + every),
+        }
     }
 
     /// Lets time pass: a keep-alive `ack` if the stream was silent (§6.4, §6.6).
+    ///
+    /// Does nothing while a send is under way: that send is what keeps the
+    /// stream alive, and waiting for its lock here could wait forever, as
+    /// the sending agent is not polled while this runs.
     pub(crate) async fn tick(&self) {
-        let mut driver = self.driver.lock().await;
+        let Ok(mut driver) = self.driver.try_lock() else {
+            return;
+        };
         driver.machine.handle_timeout(now());
         let _ = self.publish_queued(&mut driver).await;
     }
