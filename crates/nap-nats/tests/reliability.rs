@@ -484,3 +484,52 @@ async fn a_keepalive_during_a_blocked_send_does_not_hang_the_prompt() {
     .await
     .expect("the prompt never finished: its keep-alive waited on the blocked agent");
 }
+
+/// A prompt still running when the shutdown timeout passes is not cut off
+/// silently: it ends with 500 and its terminator before `stop` returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_past_its_timeout_ends_the_stragglers_with_500() {
+    let server = NatsServer::start().unwrap();
+    let started = Arc::new(Notify::new());
+    let s = started.clone();
+    let agent = agent_fn(move |_req: Request, out: Responder| {
+        let s = s.clone();
+        async move {
+            out.text("partial ").await?;
+            s.notify_one();
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok::<_, AgentError>(())
+        }
+    });
+    let running = AgentService::builder("forever", "rel", "h")
+        .shutdown_timeout(Duration::from_millis(200))
+        .start(connect(&server.url()).await, agent)
+        .await
+        .unwrap();
+    let nc = connect(&server.url()).await;
+    let inbox = nc.new_inbox();
+    let mut sub = nc.subscribe(inbox.clone()).await.unwrap();
+    nc.publish_with_reply("agents.prompt.forever.rel.h", inbox, "go".into())
+        .await
+        .unwrap();
+    started.notified().await;
+    running.stop().await;
+    let mut seen = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("no terminator after stop")
+            .unwrap();
+        let end = msg.payload.is_empty() && msg.headers.is_none();
+        seen.push(msg);
+        if end {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 4, "ack, text, error, terminator: {seen:?}");
+    let error = seen[2].headers.as_ref().expect("an error signal");
+    assert_eq!(
+        error.get(nap_proto::ERROR_CODE_HEADER).map(|v| v.as_str()),
+        Some("500")
+    );
+}

@@ -166,17 +166,22 @@ impl PromptLoop {
         }
         let responder = Responder::new(stream.clone() as Arc<dyn Transport>);
         let agent = self.agent.clone();
-        let work =
-            AssertUnwindSafe(async move { agent.prompt(request, responder).await }).catch_unwind();
-        tokio::pin!(work);
-        let outcome = loop {
-            let due = stream.keepalive_due();
-            tokio::select! {
-                // The agent first: one that answers at once never arms a timer.
-                biased;
-                outcome = &mut work => break Some(outcome),
-                () = self.abandon.cancelled() => break None,
-                () = keepalive(due) => stream.tick().await,
+        // The agent's future lives in this block only: when it is abandoned
+        // it is dropped here, releasing the stream if it was suspended in
+        // the middle of a send, before the stream is finished below.
+        let outcome = {
+            let work = AssertUnwindSafe(async move { agent.prompt(request, responder).await })
+                .catch_unwind();
+            tokio::pin!(work);
+            loop {
+                let due = stream.keepalive_due();
+                tokio::select! {
+                    // The agent first: one that answers at once never arms a timer.
+                    biased;
+                    outcome = &mut work => break Some(outcome),
+                    () = self.abandon.cancelled() => break None,
+                    () = keepalive(due) => stream.tick().await,
+                }
             }
         };
         let error = match outcome {
