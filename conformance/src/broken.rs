@@ -28,7 +28,7 @@ pub enum Flaw {
     ChunkAfterTerminator,
     /// A chunk between the error signal and the terminator (§9.3).
     ChunkAfterError,
-    /// Errors carry no `Nats-Service-Error` description header (§9.1).
+    /// Errors carry no description header ([`nap_proto::ERROR_HEADER`], §9.1).
     MissingErrorDescription,
     /// A zero-byte request is answered with 200-style text instead of 400 (§5.3).
     TextInsteadOf400,
