@@ -33,6 +33,14 @@ pub mod keys {
     pub const MAX_PAYLOAD: &str = "max_payload";
     /// `prompt` endpoint metadata `attachments_ok` (§2.1).
     pub const ATTACHMENTS_OK: &str = "attachments_ok";
+    /// `prompt` endpoint metadata `min_sender_trust` (§13.9).
+    pub const MIN_SENDER_TRUST: &str = crate::identity::MIN_SENDER_TRUST_KEY;
+    /// Service metadata `user_nkey` (§13.10).
+    pub const USER_NKEY: &str = crate::identity::registration::keys::USER_NKEY;
+    /// Service metadata `account` (§13.10).
+    pub const ACCOUNT: &str = crate::identity::registration::keys::ACCOUNT;
+    /// Service metadata `id_sig` (§13.10).
+    pub const ID_SIG: &str = crate::identity::registration::keys::ID_SIG;
 }
 
 /// The `$SRV.INFO.agents.{id}` subject for one instance (§4.2).
@@ -53,6 +61,11 @@ pub struct Registration {
     pub session: Option<String>,
     /// The `prompt` endpoint's limits (§2.1).
     pub limits: crate::request::PromptLimits,
+    /// What the `prompt` endpoint requires of senders (§13.9); nap always
+    /// declares it, since it implements §13.
+    pub min_sender_trust: crate::identity::MinSenderTrust,
+    /// The agent's signed identity (§13.10), when it holds its seed.
+    pub identity: Option<crate::identity::RegistrationIdentity>,
 }
 
 impl Registration {
@@ -73,6 +86,14 @@ impl Registration {
             Some(s) => metadata.insert(keys::SESSION.into(), s.clone()),
             None => metadata.remove(keys::SESSION),
         };
+        // §13.10: the identity keys are the agent's own, or absent; never
+        // taken from `extra`, where they would be an unsigned claim.
+        for key in [keys::USER_NKEY, keys::ACCOUNT, keys::ID_SIG] {
+            metadata.remove(key);
+        }
+        if let Some(identity) = &self.identity {
+            metadata.extend(identity.metadata());
+        }
         metadata
     }
 
@@ -87,6 +108,10 @@ impl Registration {
             (
                 keys::ATTACHMENTS_OK.to_owned(),
                 self.limits.attachments_ok.to_string(),
+            ),
+            (
+                keys::MIN_SENDER_TRUST.to_owned(),
+                self.min_sender_trust.as_str().to_owned(),
             ),
         ])
     }
@@ -172,6 +197,9 @@ pub struct AgentInfo {
     pub status: Option<Endpoint>,
     /// Every endpoint as registered, unknown ones included.
     pub endpoints: Vec<Endpoint>,
+    /// The agent's registered identity (§13.10), verified only when its
+    /// `id_sig` checks out against this record's own fields.
+    pub identity: crate::identity::RegisteredIdentity,
     /// The whole record, for relaying unchanged (§3.2).
     pub raw: Value,
 }
@@ -215,8 +243,19 @@ pub struct PromptEndpoint {
     pub max_payload: ByteSize,
     /// Whether attachments are accepted (§2.1).
     pub attachments_ok: bool,
+    /// The declared sender requirement (§13.9): `None` when the endpoint
+    /// declares none (an agent without §13, which serves any sender); an
+    /// unknown value reads as `signed`.
+    pub min_sender_trust: Option<crate::identity::MinSenderTrust>,
     /// All endpoint metadata, unknown keys included.
     pub metadata: Map<String, Value>,
+}
+
+impl PromptEndpoint {
+    /// The requirement a caller acts on: the declared one, else `any` (§13.9).
+    pub fn required_trust(&self) -> crate::identity::MinSenderTrust {
+        self.min_sender_trust.unwrap_or_default()
+    }
 }
 
 /// Why a `$SRV.INFO` reply is not a usable agent record.
@@ -363,11 +402,16 @@ impl PromptEndpoint {
             }
             Some(v) => read_bool(v).ok_or_else(|| InfoError::AttachmentsOk { found: v.clone() })?,
         };
+        let min_sender_trust = ep
+            .metadata
+            .get(keys::MIN_SENDER_TRUST)
+            .map(crate::identity::MinSenderTrust::from_declared);
         Ok(PromptEndpoint {
             subject: ep.subject.clone(),
             queue_group: ep.queue_group.clone(),
             max_payload,
             attachments_ok,
+            min_sender_trust,
             metadata: ep.metadata.clone(),
         })
     }
@@ -447,6 +491,8 @@ impl AgentInfo {
             find(Verb::Prompt.as_str()).ok_or(InfoError::NoPromptEndpoint)?,
         )?;
         let status = find(Verb::Status.as_str()).cloned();
+        let identity =
+            crate::identity::RegisteredIdentity::read(&extra, &agent, &owner, &prompt.subject);
 
         Ok(AgentInfo {
             id,
@@ -462,6 +508,7 @@ impl AgentInfo {
             prompt,
             status,
             endpoints,
+            identity,
             raw,
         })
     }

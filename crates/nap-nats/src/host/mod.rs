@@ -234,6 +234,8 @@ impl AgentServiceBuilder {
             owner: self.owner.clone(),
             session: self.session.clone(),
             limits,
+            min_sender_trust: nap_proto::identity::MinSenderTrust::Any,
+            identity: None,
         };
         let metadata = registration.service_metadata(&self.metadata);
         let description = self

@@ -1,10 +1,13 @@
 //! Sender identity (§13), the parts that need no IO: the agent ID and its
-//! text form (§13.2, §13.3), the `Agent-Sender` header (§13.5), and the
-//! signed input with NKEY signing and signature checks (§13.6).
+//! text form (§13.2, §13.3), a connection's own identity (§13.4, [`own`]),
+//! the `Agent-Sender` header (§13.5), the signed input with NKEY signing
+//! (§13.6), the receiver's classification with its acceptable-`sub` rule,
+//! replay window and nonce set (§13.7, [`verify`]), stored messages
+//! (§13.8), the endpoint requirement and trust classes (§13.9, [`trust`]),
+//! registration signatures (§13.10, [`registration`]) and signed
+//! heartbeats (§13.11, [`sign_heartbeat`]).
 //!
-//! Verification policy (§13.7: acceptable `sub`, replay window, nonce set),
-//! registration signatures (`id_sig`, §13.10) and signed heartbeats
-//! (§13.11) build on these types and are not here yet.
+//! Nothing here reads a clock or draws a nonce: both come in as arguments.
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
@@ -33,12 +36,24 @@
 //! ```
 
 pub mod agent_id;
+pub mod own;
+pub mod registration;
 pub mod sender_header;
 pub mod signing;
+pub mod trust;
+pub mod verify;
 
 pub use agent_id::{
     Account, AccountError, AccountForm, AgentId, AgentIdError, GLOBAL_ACCOUNT, NkeyError, NkeyKind,
     UserKey,
+};
+pub use own::{
+    Credentials, CredentialsError, JwtError, NoIdentity, OwnIdentity, USER_INFO_SUBJECT,
+    UnknownIdentity, from_user_info, identity_from_jwt,
+};
+pub use registration::{
+    ClaimReason, ID_SIG_TAG, IdentityMetadataError, RegisteredIdentity, RegistrationIdentity,
+    id_sig_input,
 };
 pub use sender_header::{
     DisplayName, MalformedSender, NameError, Nonce, NonceError, SENDER_HEADER,
@@ -49,3 +64,43 @@ pub use signing::{
     SENDER_SIGNED_INPUT_TAG, SeedError, SenderSigner, SignedInput, SigningError, VerifyError,
     verify_bytes,
 };
+pub use trust::{
+    MIN_SENDER_TRUST_KEY, MinSenderTrust, Sender, TrustClass, UnknownTrust, VerifiedSender,
+};
+pub use verify::{
+    DEFAULT_REPLAY_WINDOW, NonceSet, SenderRejection, SenderVerifier, StoredError, SubjectMismatch,
+    SubjectPolicy, SubjectRename, VerificationFailure, VerifierConfig, verify_stored,
+};
+
+/// The bytes one `Agent-Sender` header with `value` adds to a message when
+/// it is the only header: the `NATS/1.0` line, the header line and the
+/// blank line (§13.5.1: they count toward `max_payload`).
+pub fn header_wire_len(value: &str) -> usize {
+    SENDER_HEADER_FRAMING + value.len()
+}
+
+/// Why a heartbeat cannot be signed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeartbeatSignError {
+    /// The heartbeat's `ts` is not a time a header can carry.
+    #[error("heartbeat ts: {0}")]
+    Timestamp(#[from] TimestampError),
+    /// The signature could not be made.
+    #[error(transparent)]
+    Signing(#[from] SigningError),
+}
+
+/// Signs a heartbeat as published (§13.11): `sub` is the heartbeat
+/// subject, `ts` the beat's own `ts`, `nonce` fresh per beat, and the
+/// signature covers `payload`, the beat's bytes exactly as published.
+pub fn sign_heartbeat(
+    signer: &SenderSigner,
+    subject: &str,
+    beat: &crate::heartbeat::Heartbeat,
+    payload: &[u8],
+    nonce: Nonce,
+) -> Result<SignedSender, HeartbeatSignError> {
+    let ts = SenderTime::parse(&beat.ts)?;
+    Ok(signer.sign(subject, ts, nonce, payload)?)
+}
