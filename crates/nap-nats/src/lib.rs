@@ -45,6 +45,7 @@
 pub mod client;
 mod error;
 pub mod host;
+pub mod identity;
 mod wire;
 
 pub use client::{AgentHandle, Client, Event, PendingQuery, PromptOptions, PromptStream};
