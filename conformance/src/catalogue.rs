@@ -396,8 +396,105 @@ pub const AGENT_CASES: &[Case] = &[
     REQ_004, REQ_005, REQ_006, REQ_007, REQ_008, REQ_009, REQ_010, REQ_011, REQ_012, REQ_013,
     REQ_014, REQ_015, REQ_016, REQ_017, STR_001, STR_002, STR_003, STR_004, STR_005, STR_006,
     STR_007, STR_008, STR_009, STR_010, STR_011, HB_001, HB_002, HB_003, HB_004, HB_005, HB_006,
-    HB_007, HB_008, HB_009,
+    HB_007, HB_008, HB_009, SID_001, SID_002, SID_003, SID_004, SID_005, SID_006, SID_007, SID_008,
+    SID_009, SID_010, SID_011, SID_012, SID_013,
 ];
+
+// Sender identity (§13), an optional extension: an agent implements it if
+// and only if its prompt endpoint declares `min_sender_trust` (§13.13); the
+// SID cases run only then.
+
+/// The requirement is declared with a defined value.
+pub const SID_001: Case = case(
+    "SID-001",
+    "§13.9",
+    Must,
+    "the prompt endpoint declares min_sender_trust as \"any\" or \"signed\"",
+);
+/// Malformed header.
+pub const SID_002: Case = case(
+    "SID-002",
+    "§13.5.1, §13.7",
+    Must,
+    "a malformed Agent-Sender header is refused with 400, then the terminator",
+);
+/// Failing signature.
+pub const SID_003: Case = case(
+    "SID-003",
+    "§13.7",
+    Must,
+    "a signature that does not verify is refused with 401, whatever min_sender_trust",
+);
+/// Replay.
+pub const SID_004: Case = case(
+    "SID-004",
+    "§13.7",
+    Must,
+    "the same signed request sent twice is refused with 401 the second time",
+);
+/// Transplant.
+pub const SID_005: Case = case(
+    "SID-005",
+    "§13.7.1",
+    Must,
+    "a header signed for another subject is refused with 401",
+);
+/// Replay window.
+pub const SID_006: Case = case(
+    "SID-006",
+    "§13.7",
+    Must,
+    "a signed ts outside the replay window (default 30 s) is refused with 401",
+);
+/// `signed` endpoint.
+pub const SID_007: Case = case(
+    "SID-007",
+    "§13.9",
+    Must,
+    "an endpoint declaring signed refuses an unsigned request with 401",
+);
+/// Valid signature served.
+pub const SID_008: Case = case(
+    "SID-008",
+    "§13.7",
+    Must,
+    "a validly signed request is served",
+);
+/// Unknown version.
+pub const SID_009: Case = case(
+    "SID-009",
+    "§13.5.1",
+    Must,
+    "a header with an unknown v counts as absent (served on any, 401 on signed)",
+);
+/// Status never refused.
+pub const SID_010: Case = case(
+    "SID-010",
+    "§13.9",
+    Must,
+    "status is answered whatever Agent-Sender it carries (malformed, failing)",
+);
+/// id_sig.
+pub const SID_011: Case = case(
+    "SID-011",
+    "§13.10",
+    Must,
+    "registered user_nkey/account come with an id_sig that verifies over the record",
+);
+/// Signed heartbeats.
+pub const SID_012: Case = case(
+    "SID-012",
+    "§13.11",
+    Must,
+    "heartbeats carry a verifying Agent-Sender: heartbeat sub, the beat's ts, fresh nonce, the registered user",
+);
+/// Replies unsigned.
+pub const SID_013: Case = case(
+    "SID-013",
+    "§13.11",
+    Must,
+    "replies (stream messages, status replies) carry no Agent-Sender",
+);
 
 /// Object-form response data.
 pub const CALL_001: Case = case(

@@ -85,7 +85,12 @@ impl Watcher {
                     tokio::spawn(async move {
                         let subject = info_subject_for(&id);
                         let got = probe
-                            .request_one(&subject, Bytes::new(), Duration::from_secs(1))
+                            .request_one_with_headers(
+                                &subject,
+                                None,
+                                Bytes::new(),
+                                Duration::from_secs(1),
+                            )
                             .await
                             .ok()
                             .and_then(|(_, r)| r.map(|r| r.wire));
@@ -99,7 +104,7 @@ impl Watcher {
         Ok(Watcher { seen, task })
     }
 
-    fn beats(&self) -> Vec<Beat> {
+    pub(crate) fn beats(&self) -> Vec<Beat> {
         self.seen
             .lock()
             .map(|s| s.beats.clone())

@@ -5,6 +5,7 @@
 //! cases, judges every recorded stream, asks `status`, then waits (within
 //! the budget) for enough heartbeats to judge them.
 
+pub mod identity;
 pub mod liveness;
 pub mod probe;
 pub mod registration;
@@ -43,6 +44,9 @@ pub struct AgentOptions {
     pub budget: Duration,
     /// How long to collect `$SRV.INFO.agents` replies.
     pub discovery_wait: Duration,
+    /// The key the suite signs with when the agent implements §13; a
+    /// fresh one when `None`.
+    pub signer: Option<std::sync::Arc<nap_proto::identity::SenderSigner>>,
 }
 
 impl AgentOptions {
@@ -55,6 +59,7 @@ impl AgentOptions {
             inactivity: Duration::from_secs(30),
             budget: Duration::from_secs(90),
             discovery_wait: Duration::from_millis(1000),
+            signer: None,
         }
     }
 }
@@ -80,7 +85,23 @@ pub async fn run_with(probe: &Probe, options: &AgentOptions) -> Result<Report> {
         budget: options.budget,
         answer: Some(options.answer.clone()),
     };
-    let exchanges = requests::run(probe, &subject, &options.prompt, &exchange, &mut f).await?;
+    // §13.13: an agent that declares min_sender_trust implements §13, and
+    // every request to it is signed, as a §13 caller's would be.
+    let signing;
+    let probe = match identity::declared(&subject) {
+        identity::Declared::Nothing => probe,
+        identity::Declared::Value(_) => {
+            match options.signer.clone().or_else(identity::suite_signer) {
+                Some(signer) => {
+                    signing = probe.clone().with_signer(signer);
+                    &signing
+                }
+                None => probe,
+            }
+        }
+    };
+    let mut exchanges = requests::run(probe, &subject, &options.prompt, &exchange, &mut f).await?;
+    exchanges.extend(identity::run(probe, &subject, &options.prompt, &exchange, &mut f).await?);
     streams::judge(&exchanges, &mut f);
 
     let interval = liveness::judge_status(probe, &subject, &mut f).await?;
@@ -93,6 +114,7 @@ pub async fn run_with(probe: &Probe, options: &AgentOptions) -> Result<Report> {
         &mut f,
     )
     .await;
+    identity::judge_heartbeats(&watcher, &subject, &mut f);
 
     let target = format!(
         "agent {} ({})",

@@ -3,10 +3,13 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use async_nats::{Client, HeaderMap, Message};
 use bytes::Bytes;
 use futures::StreamExt;
 use nap_proto::Chunk;
+use nap_proto::identity::{Nonce, SENDER_HEADER, SenderSigner, SenderTime};
 
 use crate::case::{Evidence, WireMessage};
 use crate::error::{Error, Result};
@@ -80,9 +83,22 @@ pub struct ExchangeOptions {
 }
 
 /// A connection that records raw wire traffic.
+///
+/// With a signer ([`Probe::with_signer`]) every request it sends carries a
+/// freshly signed `Agent-Sender` header, as a §13 caller's would; requests
+/// sent with explicit headers carry exactly those.
 #[derive(Debug, Clone)]
 pub struct Probe {
     client: Client,
+    signer: Option<Arc<SenderSigner>>,
+}
+
+/// A signed `Agent-Sender` value for `payload` on `subject`, stamped now
+/// with a fresh NUID nonce (§13.5, §13.6).
+pub fn signed_header(signer: &SenderSigner, subject: &str, payload: &[u8]) -> Option<String> {
+    let ts = SenderTime::from_system_time(std::time::SystemTime::now()).ok()?;
+    let nonce = Nonce::new(nuid::next().to_string()).ok()?;
+    Some(signer.sign(subject, ts, nonce, payload).ok()?.encode())
 }
 
 /// Header pairs of a header map, in order.
@@ -117,12 +133,29 @@ impl Probe {
                 url: url.to_owned(),
                 source,
             })?;
-        Ok(Probe { client })
+        Ok(Probe {
+            client,
+            signer: None,
+        })
     }
 
     /// Wraps an existing connection.
     pub fn new(client: Client) -> Self {
-        Probe { client }
+        Probe {
+            client,
+            signer: None,
+        }
+    }
+
+    /// The same probe, signing every request it sends without explicit headers.
+    pub fn with_signer(mut self, signer: Arc<SenderSigner>) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// The signer, if the probe signs.
+    pub fn signer(&self) -> Option<&Arc<SenderSigner>> {
+        self.signer.as_ref()
     }
 
     /// The underlying connection.
@@ -133,6 +166,22 @@ impl Probe {
     /// Subscribes a fresh inbox, then publishes the request with it as the
     /// reply subject (the subscription is in place first, §6.1).
     async fn send(&self, subject: &str, payload: Bytes) -> Result<Sent> {
+        let headers = self.signer.as_ref().and_then(|signer| {
+            let value = signed_header(signer, subject, &payload)?;
+            let mut headers = HeaderMap::new();
+            headers.insert(SENDER_HEADER, value.as_str());
+            Some(headers)
+        });
+        self.send_with(subject, headers, payload).await
+    }
+
+    /// Like `send`, with exactly `headers` (none when `None`).
+    async fn send_with(
+        &self,
+        subject: &str,
+        headers: Option<HeaderMap>,
+        payload: Bytes,
+    ) -> Result<Sent> {
         let inbox = self.client.new_inbox();
         let sub = self
             .client
@@ -144,11 +193,25 @@ impl Probe {
             .await
             .map_err(|e| Error::nats("flush", e))?;
         let t0 = Instant::now();
-        let request = WireMessage::new(subject, Some(inbox.clone()), None, &payload, 0);
-        self.client
-            .publish_with_reply(subject.to_owned(), inbox, payload)
-            .await
-            .map_err(|e| Error::nats("publish", e))?;
+        let request = WireMessage::new(
+            subject,
+            Some(inbox.clone()),
+            headers.as_ref().map(header_pairs),
+            &payload,
+            0,
+        );
+        match headers {
+            Some(headers) => self
+                .client
+                .publish_with_reply_and_headers(subject.to_owned(), inbox, headers, payload)
+                .await
+                .map_err(|e| Error::nats("publish", e))?,
+            None => self
+                .client
+                .publish_with_reply(subject.to_owned(), inbox, payload)
+                .await
+                .map_err(|e| Error::nats("publish", e))?,
+        }
         Ok(Sent { sub, request, t0 })
     }
 
@@ -161,13 +224,38 @@ impl Probe {
         payload: Bytes,
         options: &ExchangeOptions,
     ) -> Result<Exchange> {
+        let sent = self.send(subject, payload).await?;
+        self.record(label.into(), sent, options).await
+    }
+
+    /// Like [`Probe::exchange`], with exactly `headers` on the request
+    /// (none when `None`), whether or not the probe signs.
+    pub async fn exchange_with_headers(
+        &self,
+        label: impl Into<String>,
+        subject: &str,
+        headers: Option<HeaderMap>,
+        payload: Bytes,
+        options: &ExchangeOptions,
+    ) -> Result<Exchange> {
+        let sent = self.send_with(subject, headers, payload).await?;
+        self.record(label.into(), sent, options).await
+    }
+
+    /// Records the stream of a sent request.
+    async fn record(
+        &self,
+        label: String,
+        sent: Sent,
+        options: &ExchangeOptions,
+    ) -> Result<Exchange> {
         let Sent {
             mut sub,
             request,
             t0,
-        } = self.send(subject, payload).await?;
+        } = sent;
         let mut exchange = Exchange {
-            label: label.into(),
+            label,
             request,
             replies: Vec::new(),
             answers: Vec::new(),
@@ -228,7 +316,7 @@ impl Probe {
         payload: Bytes,
         wait: Duration,
     ) -> Result<Vec<Reply>> {
-        let Sent { mut sub, t0, .. } = self.send(subject, payload).await?;
+        let Sent { mut sub, t0, .. } = self.send_with(subject, None, payload).await?;
         let mut replies = Vec::new();
         let end = t0 + wait;
         while let Ok(Some(msg)) = tokio::time::timeout_at(end.into(), sub.next()).await {
@@ -254,11 +342,28 @@ impl Probe {
         payload: Bytes,
         timeout: Duration,
     ) -> Result<(WireMessage, Option<Reply>)> {
+        let sent = self.send(subject, payload).await?;
+        Self::first_reply(sent, timeout).await
+    }
+
+    /// Like [`Probe::request_one`], with exactly `headers` on the request.
+    pub async fn request_one_with_headers(
+        &self,
+        subject: &str,
+        headers: Option<HeaderMap>,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<(WireMessage, Option<Reply>)> {
+        let sent = self.send_with(subject, headers, payload).await?;
+        Self::first_reply(sent, timeout).await
+    }
+
+    async fn first_reply(sent: Sent, timeout: Duration) -> Result<(WireMessage, Option<Reply>)> {
         let Sent {
             mut sub,
             request,
             t0,
-        } = self.send(subject, payload).await?;
+        } = sent;
         let reply = match tokio::time::timeout(timeout, sub.next()).await {
             Ok(Some(msg)) if msg.status.is_none_or(|s| s.as_u16() != 503) => Some(Reply {
                 wire: wire_of(&msg, t0),

@@ -235,41 +235,51 @@ pub async fn run(
 }
 
 fn judge_one(case: Case, expect: Expect, x: &Exchange, f: &mut Findings) {
+    match expect {
+        Expect::Accept => judge_accepted(case, x, f),
+        Expect::Reject400 => judge_rejected(case, 400, x, f),
+    }
+}
+
+/// Judges that `x` was served: replies, and no error signal.
+pub(crate) fn judge_accepted(case: Case, x: &Exchange, f: &mut Findings) {
     let a = Analysis::of(x);
     let ev = vec![x.evidence()];
-    match expect {
-        Expect::Accept => {
-            if x.replies.is_empty() {
-                f.fail(case, "no reply at all", ev);
-            } else if let Some((_, e)) = &a.error {
-                f.fail(case, format!("rejected: {} {}", e.code, e.message()), ev);
-            } else {
-                f.pass(case, "accepted", ev);
-            }
-        }
-        Expect::Reject400 => {
-            let code = a.error.as_ref().map(|(_, e)| e.code.to_string());
-            let before_content = match (&a.error, a.first_content) {
-                (Some((i, _)), Some(c)) => *i < c,
-                (Some(_), None) => true,
-                _ => false,
-            };
-            if x.replies.is_empty() {
-                f.fail(case, "no reply at all", ev);
-            } else if code.as_deref() != Some("400") {
-                let got = match code {
-                    Some(c) => format!("error {c}"),
-                    None if a.first_content.is_some() => "content (a 200-style answer)".to_owned(),
-                    None => "no error signal".to_owned(),
-                };
-                f.fail(case, format!("expected 400, got {got}"), ev);
-            } else if !before_content {
-                f.fail(case, "content was streamed before the 400", ev);
-            } else if a.terminator.is_none() {
-                f.fail(case, "400 without a terminator after it", ev);
-            } else {
-                f.pass(case, "400, then the terminator", ev);
-            }
-        }
+    if x.replies.is_empty() {
+        f.fail(case, "no reply at all", ev);
+    } else if let Some((_, e)) = &a.error {
+        f.fail(case, format!("rejected: {} {}", e.code, e.message()), ev);
+    } else {
+        f.pass(case, "accepted", ev);
+    }
+}
+
+/// Judges that `x` was refused with `code` before any content, and that a
+/// terminator followed.
+pub(crate) fn judge_rejected(case: Case, code: u16, x: &Exchange, f: &mut Findings) {
+    let a = Analysis::of(x);
+    let ev = vec![x.evidence()];
+    let got_code = a.error.as_ref().map(|(_, e)| e.code.to_string());
+    let before_content = match (&a.error, a.first_content) {
+        (Some((i, _)), Some(c)) => *i < c,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    let want = code.to_string();
+    if x.replies.is_empty() {
+        f.fail(case, "no reply at all", ev);
+    } else if got_code.as_deref() != Some(want.as_str()) {
+        let got = match got_code {
+            Some(c) => format!("error {c}"),
+            None if a.first_content.is_some() => "content (a 200-style answer)".to_owned(),
+            None => "no error signal".to_owned(),
+        };
+        f.fail(case, format!("expected {want}, got {got}"), ev);
+    } else if !before_content {
+        f.fail(case, format!("content was streamed before the {want}"), ev);
+    } else if a.terminator.is_none() {
+        f.fail(case, format!("{want} without a terminator after it"), ev);
+    } else {
+        f.pass(case, format!("{want}, then the terminator"), ev);
     }
 }
