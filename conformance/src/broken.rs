@@ -50,11 +50,15 @@ pub enum Flaw {
     HeartbeatMissingField,
     /// Heartbeats carry another instance id (§8.3).
     HeartbeatWrongInstance,
+    /// Declares `min_sender_trust` (so implements §13) but never looks at
+    /// `Agent-Sender`: malformed, forged, replayed, transplanted and stale
+    /// headers are all served (§13.7).
+    IgnoresSender,
 }
 
 impl Flaw {
     /// Every flaw, the baseline first.
-    pub const ALL: [Flaw; 18] = [
+    pub const ALL: [Flaw; 19] = [
         Flaw::None,
         Flaw::NoAck,
         Flaw::LateAck,
@@ -73,6 +77,7 @@ impl Flaw {
         Flaw::NoHeartbeat,
         Flaw::HeartbeatMissingField,
         Flaw::HeartbeatWrongInstance,
+        Flaw::IgnoresSender,
     ];
 
     /// The cases the suite must fail on this agent, and no others.
@@ -97,6 +102,7 @@ impl Flaw {
             Flaw::HeartbeatMissingField => &["HB-002"],
             // The foreign id is also not on $SRV.INFO (a SHOULD).
             Flaw::HeartbeatWrongInstance => &["HB-004", "HB-006"],
+            Flaw::IgnoresSender => &["SID-002", "SID-003", "SID-004", "SID-005", "SID-006"],
         }
     }
 
@@ -121,6 +127,7 @@ impl Flaw {
             Flaw::NoHeartbeat => "no-heartbeat",
             Flaw::HeartbeatMissingField => "heartbeat-missing-field",
             Flaw::HeartbeatWrongInstance => "heartbeat-wrong-instance",
+            Flaw::IgnoresSender => "ignores-sender",
         }
     }
 
@@ -138,6 +145,12 @@ impl Flaw {
             Flaw::NoHeartbeat => c.heartbeat = None,
             Flaw::HeartbeatMissingField => c.patch_heartbeat = drop_ts,
             Flaw::HeartbeatWrongInstance => c.patch_heartbeat = foreign_instance,
+            Flaw::IgnoresSender => {
+                c.prompt_metadata.insert(
+                    nap_proto::service_info::keys::MIN_SENDER_TRUST.to_owned(),
+                    "any".to_owned(),
+                );
+            }
             _ => {}
         }
         c

@@ -2,7 +2,9 @@
 //!
 //! Agent cases: `REG` registration and discovery (§2–§4), `REQ` requests
 //! (§5), `STR` response streams and errors (§6, §7, §9), `HB` heartbeats and
-//! the `status` endpoint (§8). Caller cases: `CALL` (§4.3, §6, §7, §9).
+//! the `status` endpoint (§8), `SID` sender identity (§13, when the agent
+//! implements it). Caller cases: `CALL` (§4.3, §6, §7, §9), `CID` sender
+//! identity (§13, when the caller implements it).
 
 use crate::case::{Case, Level};
 
@@ -567,10 +569,39 @@ pub const CALL_010: Case = case(
     "shows the JSON error body's message (the header is the fallback)",
 );
 
+/// Signs with a fresh nonce and the right sub.
+pub const CID_001: Case = case(
+    "CID-001",
+    "§13.5, §13.6",
+    Must,
+    "with a user seed, every prompt carries a signed Agent-Sender that verifies: sub is the subject published to, a fresh nonce each time",
+);
+/// Header bytes counted.
+pub const CID_002: Case = case(
+    "CID-002",
+    "§13.5.1, §5.4",
+    Must,
+    "counts the Agent-Sender bytes toward max_payload: a request that fits only without the header is refused locally",
+);
+/// Signed endpoint without a seed.
+pub const CID_003: Case = case(
+    "CID-003",
+    "§13.4, §13.9",
+    Must,
+    "without a seed, a prompt to a signed endpoint fails locally: non-zero exit, nothing published",
+);
+/// Unknown requirement.
+pub const CID_004: Case = case(
+    "CID-004",
+    "§13.9",
+    Must,
+    "an unknown min_sender_trust value is treated as signed",
+);
+
 /// Every caller-mode case, in report order.
 pub const CALLER_CASES: &[Case] = &[
     CALL_001, CALL_002, CALL_003, CALL_004, CALL_005, CALL_006, CALL_007, CALL_008, CALL_009,
-    CALL_010,
+    CALL_010, CID_001, CID_002, CID_003, CID_004,
 ];
 
 /// Looks a case up by id.

@@ -23,9 +23,21 @@ use crate::error::{Error, Result};
 pub struct Out {
     client: Client,
     reply: Subject,
+    subject: Subject,
+    headers: Option<HeaderMap>,
 }
 
 impl Out {
+    /// The subject the request arrived on.
+    pub fn request_subject(&self) -> &str {
+        self.subject.as_str()
+    }
+
+    /// The request's headers, if it had any.
+    pub fn request_headers(&self) -> Option<&HeaderMap> {
+        self.headers.as_ref()
+    }
+
     /// The connection, for scripts that need more (a query inbox).
     pub fn client(&self) -> &Client {
         &self.client
@@ -278,6 +290,8 @@ pub async fn start(
                 let out = Out {
                     client: client.clone(),
                     reply,
+                    subject: req.message.subject.clone(),
+                    headers: req.message.headers.clone(),
                 };
                 let script = script.clone();
                 let payload = req.message.payload.clone();

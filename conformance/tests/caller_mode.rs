@@ -5,6 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
+use nap_conformance::Outcome;
 use nap_conformance::caller::{self, CallerOptions};
 
 /// The `ask` binary of nap-examples, built when missing.
@@ -33,6 +34,8 @@ async fn nap_ask_is_a_compliant_caller() {
     let report = caller::run(&CallerOptions::new(command)).await.unwrap();
     let failed = common::failed(&report);
     assert!(failed.is_empty(), "{}", report.json());
+    // `ask` takes no key: it does not implement §13, and the CID cases say so.
+    assert_identity_cases(&report, Outcome::Skip);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,4 +51,20 @@ async fn python_sdk_caller_result_is_pinned() {
     // body's message (SHOULD, §9.1).
     assert_eq!(failed, ["CALL-010"], "{}", report.json());
     assert!(report.is_compliant());
+    // It implements §13: with a seed it signs, and it refuses what it cannot sign.
+    assert_identity_cases(&report, Outcome::Pass);
+}
+
+/// The CID cases all have `outcome` when the machine has an
+/// identity-capable server, and are skipped otherwise.
+fn assert_identity_cases(report: &nap_conformance::Report, outcome: Outcome) {
+    let expected = if caller::identity::identity_capable_server().is_some() {
+        outcome
+    } else {
+        Outcome::Skip
+    };
+    for id in ["CID-001", "CID-002", "CID-003", "CID-004"] {
+        let verdict = report.get(id).unwrap();
+        assert_eq!(verdict.outcome, expected, "{id}: {}", verdict.reason);
+    }
 }

@@ -17,6 +17,7 @@
 //!
 //! `NATS_URL` is also set to the server. Values are shell-quoted.
 
+pub mod identity;
 pub mod runner;
 pub mod scenarios;
 

@@ -89,7 +89,23 @@ pub fn substitute(template: &str, p: &Placeholders) -> Result<String> {
 }
 
 async fn run_command(line: &str, server: &str, deadline: Duration) -> Result<Run> {
+    run_command_with(line, server, None, deadline).await
+}
+
+/// Runs `line` with `NATS_URL` set, and `NATS_NKEY` set to `nkey` when
+/// given (unset otherwise); kills it whole after `deadline`.
+pub(crate) async fn run_command_with(
+    line: &str,
+    server: &str,
+    nkey: Option<&std::path::Path>,
+    deadline: Duration,
+) -> Result<Run> {
     let mut cmd = tokio::process::Command::new("sh");
+    match nkey {
+        Some(path) => cmd.env("NATS_NKEY", path),
+        None => cmd.env_remove("NATS_NKEY"),
+    };
+    cmd.env_remove("NATS_CREDS");
     cmd.arg("-c")
         .arg(line)
         .env("NATS_URL", server)
@@ -174,6 +190,7 @@ pub async fn run(options: &CallerOptions) -> Result<Report> {
         }
         run_scenario(&scenario, options, &probe, &url, deadline, &mut f).await?;
     }
+    super::identity::run(options, &mut f).await?;
     Ok(f.finish(format!("caller `{}`", options.command), CALLER_CASES))
 }
 

@@ -6,14 +6,20 @@ conformance suite's caller contract:
 Discovers the agent whose prompt subject is S, prompts it, prints the
 response text to stdout, answers every query with A, exits 0 on success and
 non-zero with the error on stderr otherwise.
+
+With NATS_NKEY naming a seed file (the NATS tools' convention, and what the
+suite's identity cases set), it connects as that NKEY user and signs every
+request (the SDK's sender-identity extension, §13).
 """
 
 import argparse
 import asyncio
+import os
 import sys
 
 import nats
-from synadia_ai.agents import Agents, Query, ResponseChunk
+from synadia_ai.agents import Agents, Identity, Query, ResponseChunk
+from synadia_ai.agents.identity.signer import signer_from_seed
 
 
 async def main() -> int:
@@ -25,8 +31,15 @@ async def main() -> int:
     p.add_argument("prompt")
     args = p.parse_args()
 
-    nc = await nats.connect(servers=args.server)
-    agents = Agents(nc=nc, stream_inactivity_timeout=args.timeout)
+    seed_file = os.environ.get("NATS_NKEY")
+    if seed_file:
+        nc = await nats.connect(servers=args.server, nkeys_seed=seed_file)
+        with open(seed_file) as f:
+            identity = Identity(signer=signer_from_seed(f.read().strip()))
+    else:
+        nc = await nats.connect(servers=args.server)
+        identity = None
+    agents = Agents(nc=nc, stream_inactivity_timeout=args.timeout, identity=identity)
     try:
         found = await agents.discover()
         match = [a for a in found if a.prompt_subject == args.subject]
