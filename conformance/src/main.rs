@@ -52,6 +52,12 @@ enum Mode {
         /// Time budget in seconds: bounds each stream and the heartbeat watch.
         #[arg(long, default_value_t = 90.0)]
         budget: f64,
+        /// Connect with this NKEY seed file, and sign §13 requests with it.
+        #[arg(long, env = "NATS_NKEY", conflicts_with = "creds", value_name = "FILE")]
+        nkey: Option<std::path::PathBuf>,
+        /// Connect with this credentials file, and sign §13 requests with its seed.
+        #[arg(long, env = "NATS_CREDS", value_name = "FILE")]
+        creds: Option<std::path::PathBuf>,
         /// Print the report as JSON, with the evidence.
         #[arg(long)]
         json: bool,
@@ -123,6 +129,8 @@ async fn main() -> ExitCode {
             answer,
             inactivity,
             budget,
+            nkey,
+            creds,
             json,
         } => {
             let target = match (name, instance, subject) {
@@ -138,7 +146,12 @@ async fn main() -> ExitCode {
             options.answer = answer;
             options.inactivity = secs(inactivity);
             options.budget = secs(budget);
-            agent::run(&server, &options)
+            let auth = match (nkey, creds) {
+                (Some(path), _) => agent::Auth::Nkey(path),
+                (_, Some(path)) => agent::Auth::Creds(path),
+                _ => agent::Auth::None,
+            };
+            agent::run_as(&server, &auth, &options)
                 .await
                 .map(|r| finish(&r, json))
         }

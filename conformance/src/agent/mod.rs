@@ -14,7 +14,7 @@ pub mod streams;
 
 use std::time::{Duration, Instant};
 
-pub use probe::{Exchange, ExchangeOptions, Probe};
+pub use probe::{Auth, Exchange, ExchangeOptions, Probe};
 pub use registration::Target;
 
 use crate::catalogue::AGENT_CASES;
@@ -68,6 +68,17 @@ impl AgentOptions {
 pub async fn run(url: &str, options: &AgentOptions) -> Result<Report> {
     let probe = Probe::connect(url).await?;
     run_with(&probe, options).await
+}
+
+/// Connects to `url` as `auth` and tests the agent; with a seed, the §13
+/// cases sign with it instead of a fresh key.
+pub async fn run_as(url: &str, auth: &Auth, options: &AgentOptions) -> Result<Report> {
+    let probe = Probe::connect_as(url, auth).await?;
+    let mut options = options.clone();
+    if let Some(signer) = probe.signer() {
+        options.signer = Some(signer.clone());
+    }
+    run_with(&Probe::new(probe.client().clone()), &options).await
 }
 
 /// Tests the agent over an existing connection.

@@ -124,7 +124,85 @@ pub fn wire_of(msg: &Message, t0: Instant) -> WireMessage {
     )
 }
 
+/// How the probe authenticates: nothing, an NKEY seed file, or a
+/// credentials file. A seed also becomes the key the suite signs with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Auth {
+    /// No credentials.
+    #[default]
+    None,
+    /// A file holding a user seed (`SU…`).
+    Nkey(std::path::PathBuf),
+    /// A credentials file (user JWT and seed).
+    Creds(std::path::PathBuf),
+}
+
+fn auth_error(path: &std::path::Path, message: impl std::fmt::Display) -> Error {
+    Error::Host {
+        what: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
 impl Probe {
+    /// Connects to `url` as `auth`; with a seed, the probe signs with it
+    /// (its account read from the JWT, else from `$SYS.REQ.USER.INFO`).
+    pub async fn connect_as(url: &str, auth: &Auth) -> Result<Self> {
+        use nap_proto::identity::{Account, Credentials, OwnIdentity, USER_INFO_SUBJECT};
+        let connect_err = |source| Error::Connect {
+            url: url.to_owned(),
+            source,
+        };
+        let (options, seed, account) = match auth {
+            Auth::None => return Probe::connect(url).await,
+            Auth::Nkey(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| auth_error(path, e))?;
+                let seed = text.trim().to_owned();
+                (
+                    async_nats::ConnectOptions::new().nkey(seed.clone()),
+                    seed,
+                    None,
+                )
+            }
+            Auth::Creds(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| auth_error(path, e))?;
+                let creds = Credentials::parse(&text).map_err(|e| auth_error(path, e))?;
+                let id = nap_proto::identity::identity_from_jwt(&creds.jwt)
+                    .map_err(|e| auth_error(path, e))?;
+                let options = async_nats::ConnectOptions::new()
+                    .credentials(&text)
+                    .map_err(|e| auth_error(path, e))?;
+                (options, creds.seed, Some(id.account().clone()))
+            }
+        };
+        let client = options.connect(url).await.map_err(connect_err)?;
+        let account = match account {
+            Some(a) => Some(a),
+            None => {
+                let asked = tokio::time::timeout(
+                    nap_proto::identity::own::USER_INFO_TIMEOUT,
+                    client.request(USER_INFO_SUBJECT, Bytes::new()),
+                )
+                .await;
+                match asked {
+                    Ok(Ok(msg)) => match nap_proto::identity::from_user_info(&msg.payload) {
+                        OwnIdentity::Known(id) => Some(id.account().clone()),
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            }
+        };
+        let account = match account {
+            Some(a) => a,
+            None => Account::new(crate::agent::identity::SUITE_ACCOUNT)
+                .map_err(|e| auth_error(std::path::Path::new("account"), e))?,
+        };
+        let signer = SenderSigner::new(&seed, account)
+            .map_err(|e| auth_error(std::path::Path::new("seed"), e))?;
+        Ok(Probe::new(client).with_signer(Arc::new(signer)))
+    }
+
     /// Connects to `url`.
     pub async fn connect(url: &str) -> Result<Self> {
         let client = async_nats::connect(url)
