@@ -32,6 +32,7 @@ pub mod catalogue;
 mod error;
 pub mod report;
 pub mod scripted;
+pub mod topologies;
 
 pub use case::{Case, Evidence, Level, Outcome, Verdict, WireMessage};
 pub use error::{Error, Result};
