@@ -8,9 +8,8 @@ mod support;
 
 use std::path::Path;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use nap_testkit::NatsServer;
+use nap_testkit::identity::{account_claims, creds_text, jwt, user_claims};
 use serde_json::json;
 use support::{assert_exit, output, stderr, stdout};
 
@@ -184,22 +183,6 @@ async fn nkey_user_from_a_seed_file() {
 
 /// A signed JWT: `claims` for `subject`, issued by `issuer` (§13.2: the
 /// server's own format, ed25519-nkey).
-fn jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
-    let header = URL_SAFE_NO_PAD.encode(r#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
-    let claims = json!({
-        "jti": format!("{:X}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()),
-        "iat": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
-        "iss": issuer.public_key(),
-        "name": name,
-        "sub": subject,
-        "nats": nats,
-    });
-    let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let input = format!("{header}.{claims}");
-    let sig = URL_SAFE_NO_PAD.encode(issuer.sign(input.as_bytes()).unwrap());
-    format!("{input}.{sig}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_file_on_an_operator_mode_server() {
     let operator = nkeys::KeyPair::new_operator();
@@ -210,20 +193,16 @@ async fn credentials_file_on_an_operator_mode_server() {
         &operator.public_key(),
         "op",
         json!({"type": "operator", "version": 2}),
-    );
-    let limits = json!({"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1, "wildcards": true, "conn": -1, "leaf": -1});
+    )
+    .unwrap();
     let account_jwt = jwt(
         &operator,
         &account.public_key(),
         "acc",
-        json!({"type": "account", "version": 2, "limits": limits}),
-    );
-    let user_jwt = jwt(
-        &account,
-        &user.public_key(),
-        "usr",
-        json!({"type": "user", "version": 2, "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1}),
-    );
+        account_claims(json!([]), json!([])),
+    )
+    .unwrap();
+    let user_jwt = jwt(&account, &user.public_key(), "usr", user_claims()).unwrap();
     let server = NatsServer::builder()
         .extra_config(format!(
             "operator: {operator_jwt}\nresolver: MEMORY\nresolver_preload: {{ {}: {account_jwt} }}",
@@ -234,17 +213,7 @@ async fn credentials_file_on_an_operator_mode_server() {
     let url = server.url();
     let dir = tempfile::tempdir().unwrap();
     let creds = dir.path().join("user.creds");
-    std::fs::write(
-        &creds,
-        format!(
-            "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
-             ************************* IMPORTANT *************************\n\
-             NKEY Seed printed below can be used to sign and prove identity.\n\n\
-             -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
-            user.seed().unwrap()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&creds, creds_text(&user_jwt, &user.seed().unwrap())).unwrap();
     let creds = creds.to_str().unwrap();
 
     // The context names the creds file.

@@ -30,6 +30,27 @@ pub enum TestkitError {
         searched: PathBuf,
     },
 
+    /// No `nats-server` of version 2.10 or newer was found, which the
+    /// sender-identity topologies need (`$SYS.REQ.USER.INFO`, §13.4).
+    #[error(
+        "no current nats-server (>= 2.10): {}; run `cargo xtask setup` to install one, \
+         or set NAP_TOOLS_DIR",
+        found
+    )]
+    NoCurrentServer {
+        /// What was found instead (a path and its version, or why none).
+        found: String,
+    },
+
+    /// Minting a key or signing a JWT with the `nkeys` crate failed.
+    #[error("nkeys: could not {action}: {source}")]
+    Nkeys {
+        /// What was being done.
+        action: &'static str,
+        /// The underlying nkeys error.
+        source: nkeys::error::Error,
+    },
+
     /// The per-server temporary directory could not be created.
     #[error("could not create a temporary directory for nats-server: {source}")]
     TempDir {

@@ -33,6 +33,7 @@
 mod binary;
 mod cluster;
 mod error;
+pub mod identity;
 mod probe;
 mod python;
 mod server;
@@ -44,6 +45,7 @@ pub use binary::{
 };
 pub use cluster::Cluster;
 pub use error::TestkitError;
+pub use identity::{IdentityServer, TestUser, Topology, current_nats_server};
 pub use python::{PYTHON_ENV, find_python, python_from, python_peer};
 pub use server::{DEFAULT_READY_TIMEOUT, NatsServer, NatsServerBuilder};
 pub use version::ServerVersion;
