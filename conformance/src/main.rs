@@ -83,6 +83,20 @@ enum Mode {
         #[arg(long)]
         json: bool,
     },
+    /// Test an agent command on the three identity topologies of §13, each
+    /// on a private server the suite starts (nats-server 2.10 or later).
+    Topologies {
+        /// The agent command, run with `sh -c`: {server} {name}; it gets
+        /// NATS_URL and the host user's NATS_NKEY (seed file) or NATS_CREDS.
+        #[arg(long = "run")]
+        command: String,
+        /// The instance name the command registers.
+        #[arg(long)]
+        name: String,
+        /// Print the reports as JSON, with the evidence.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve one deliberately broken agent until interrupted (for demos).
     Broken {
         /// The NATS server URL.
@@ -169,6 +183,35 @@ async fn main() -> ExitCode {
             options.answer = answer;
             options.only = only;
             caller::run(&options).await.map(|r| finish(&r, json))
+        }
+        Mode::Topologies {
+            command,
+            name,
+            json,
+        } => {
+            let mut options = AgentOptions::new(Target::Name(name.clone()));
+            options.inactivity = secs(10.0);
+            options.budget = secs(40.0);
+            nap_conformance::topologies::run_agent(
+                &command,
+                &name,
+                &nap_testkit::Topology::ALL,
+                &options,
+            )
+            .await
+            .map(|runs| {
+                let mut code = ExitCode::SUCCESS;
+                for run in runs {
+                    println!(
+                        "== {} (agent runs as {}, tested as {})",
+                        run.topology, run.host, run.caller
+                    );
+                    if finish(&run.report, json) != ExitCode::SUCCESS {
+                        code = ExitCode::from(1);
+                    }
+                }
+                code
+            })
         }
         Mode::Broken { server, flaw } => serve_broken(&server, &flaw).await,
     };

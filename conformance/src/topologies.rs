@@ -116,7 +116,13 @@ async fn test_on(server: &IdentityServer, name: &str, options: &AgentOptions) ->
     let started = Instant::now();
     let target = Target::Name(name.to_owned());
     loop {
-        match agent::registration::find(&Probe::new(probe.client().clone()), &target, Duration::from_millis(500)).await {
+        match agent::registration::find(
+            &Probe::new(probe.client().clone()),
+            &target,
+            Duration::from_millis(500),
+        )
+        .await
+        {
             Ok(_) => break,
             Err(e) if started.elapsed() > REGISTER_WITHIN => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,

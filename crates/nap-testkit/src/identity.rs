@@ -59,9 +59,8 @@ use serde_json::{Value, json};
 use crate::{NatsServer, NatsServerBuilder, ServerVersion, TestkitError};
 
 /// The subject on which a nats-server (2.10 and newer) tells a connection
-/// its own user and account (§13.4). A NATS server API, not a subject of
-/// the agent protocol.
-pub const USER_INFO_SUBJECT: &str = "$SYS.REQ.USER.INFO";
+/// its own user and account (§13.4); nap-proto's constant.
+pub use nap_proto::identity::USER_INFO_SUBJECT;
 
 /// The account of the host and the same-account caller in
 /// [`Topology::NamedAccounts`]; also the `name` of that account's JWT in
