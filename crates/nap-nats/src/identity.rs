@@ -228,13 +228,13 @@ pub enum CannotSign {
     NoKey,
     /// The connection has no identity, or nap does not know it (§13.4).
     #[error("this connection's identity is {0}")]
-    Identity(OwnIdentity),
+    Identity(Box<OwnIdentity>),
     /// The connection authenticated as another user than the key's, so the
     /// key's signatures would name someone the server did not authenticate.
     #[error("the connection is {connection}, but the key is user {key}")]
     NotTheConnectionsKey {
         /// The identity the connection has.
-        connection: AgentId,
+        connection: Box<AgentId>,
         /// The key's user.
         key: UserKey,
     },
@@ -370,13 +370,15 @@ impl ConnectionIdentity {
                     Some(key) if key != connection.user() => {
                         Err(CannotSign::NotTheConnectionsKey {
                             key: key.clone(),
-                            connection,
+                            connection: Box::new(connection),
                         })
                     }
-                    _ => Err(CannotSign::Identity(OwnIdentity::Known(connection))),
+                    _ => Err(CannotSign::Identity(Box::new(OwnIdentity::Known(
+                        connection,
+                    )))),
                 }
             }
-            (identity, None) => Err(CannotSign::Identity(identity)),
+            (identity, None) => Err(CannotSign::Identity(Box::new(identity))),
         }
     }
 

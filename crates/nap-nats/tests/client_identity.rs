@@ -28,7 +28,7 @@ use nap_proto::identity::{
 };
 use nap_proto::{AgentInfo, Heartbeat, IntervalSecs, RequestError};
 use nap_testkit::{NatsServer, NatsServerBuilder};
-use scenario::{PATIENCE, Silence, record, soon, sync};
+use scenario::{Silence, record, soon, sync};
 use serde_json::{Value, json};
 
 /// A user NKEY and its seed.
@@ -191,10 +191,12 @@ async fn a_connection_learns_its_own_identity() {
         identity.resolve().await,
         OwnIdentity::Unknown(UnknownIdentity::PermissionDenied)
     );
-    assert!(matches!(
-        identity.signer().await,
-        Err(CannotSign::Identity(OwnIdentity::Unknown(_)))
-    ));
+    match identity.signer().await {
+        Err(CannotSign::Identity(why)) => {
+            assert!(matches!(*why, OwnIdentity::Unknown(_)), "{why:?}")
+        }
+        other => panic!("expected an unknown identity, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -389,9 +391,9 @@ async fn on_a_server_before_2_10_the_identity_is_unknown_and_nothing_is_signed()
     let silence = Silence::listen(&agent_nats, "agents.prompt.>").await;
     match client.prompt(&handle, "hello").await.unwrap_err() {
         Error::SignatureRequired {
-            reason: CannotSign::Identity(OwnIdentity::Unknown(_)),
+            reason: CannotSign::Identity(why),
             ..
-        } => {}
+        } => assert!(matches!(*why, OwnIdentity::Unknown(_)), "{why:?}"),
         other => panic!("expected SignatureRequired(unknown), got {other:?}"),
     }
     silence.assert_silent(&nats).await;
@@ -637,5 +639,4 @@ async fn a_renamed_import_publishes_locally_and_signs_the_exporters_subject() {
     // §13.6.2: the exporter's subject, which the receiver sees.
     assert_eq!(header.sub, advertised);
     assert!(header.verify_signature(&msg.payload).is_ok());
-    let _ = PATIENCE;
 }
