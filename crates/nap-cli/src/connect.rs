@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_nats::ConnectOptions;
 use clap::Args;
+use nap_nats::identity::SenderKey;
 
 use crate::context::{self, Context};
 use crate::failure::{Failure, Status};
@@ -127,19 +128,35 @@ impl Settings {
         }
     }
 
-    /// The `async_nats` options for these settings.
-    pub async fn options(&self, timeout: Duration) -> anyhow::Result<ConnectOptions> {
+    /// The user key of `--creds` or `--nkey` (flags or context), which
+    /// authenticates the connection and signs requests (§13.2.1, §13.6).
+    pub fn sender_key(&self) -> anyhow::Result<Option<SenderKey>> {
+        if let Some(creds) = &self.creds {
+            let key = SenderKey::from_creds_file(creds)
+                .with_context(|| format!("cannot use credentials file {}", creds.display()))?;
+            return Ok(Some(key));
+        }
+        if let Some(path) = &self.nkey {
+            let key = SenderKey::from_seed(&read_seed(path)?)
+                .with_context(|| format!("cannot use NKEY seed file {}", path.display()))?;
+            return Ok(Some(key));
+        }
+        Ok(None)
+    }
+
+    /// The `async_nats` options for these settings, and the user key they
+    /// authenticate with, if any.
+    pub async fn options(
+        &self,
+        timeout: Duration,
+    ) -> anyhow::Result<(ConnectOptions, Option<SenderKey>)> {
         let mut options = nap_nats::connect_options()
             .name("nap")
             .connection_timeout(timeout);
-        if let Some(creds) = &self.creds {
-            options = options
-                .credentials_file(creds)
-                .await
-                .with_context(|| format!("cannot use credentials file {}", creds.display()))?;
-        }
-        if let Some(path) = &self.nkey {
-            options = options.nkey(read_seed(path)?);
+        let key = self.sender_key()?;
+        if let Some(key) = &key {
+            // The key the connection authenticates with is the one that signs.
+            options = key.apply(options)?;
         }
         if let Some(user) = &self.user {
             options =
@@ -163,7 +180,7 @@ impl Settings {
         if let Some(prefix) = &self.inbox_prefix {
             options = options.custom_inbox_prefix(prefix);
         }
-        Ok(options)
+        Ok((options, key))
     }
 }
 
@@ -183,9 +200,19 @@ fn read_seed(path: &Path) -> anyhow::Result<String> {
         })
 }
 
+/// A connection and the user key it authenticated with, which signs
+/// requests when present (§13).
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The NATS connection.
+    pub nats: async_nats::Client,
+    /// The `--creds`/`--nkey` key, if any.
+    pub key: Option<SenderKey>,
+}
+
 /// Connects as the flags, environment and context say. Every failure is
 /// [`Status::Connection`] and names the server.
-pub async fn connect(args: &ConnectArgs) -> Result<async_nats::Client, Failure> {
+pub async fn connect(args: &ConnectArgs) -> Result<Connection, Failure> {
     let context = context::resolve(args.context.as_deref())
         .map_err(|e| Failure::new(Status::Connection, e))?;
     let settings = Settings::merge(args, context);
@@ -194,7 +221,7 @@ pub async fn connect(args: &ConnectArgs) -> Result<async_nats::Client, Failure> 
         .filter(|t| !t.is_zero())
         .ok_or_else(|| Failure::usage("--connect-timeout must be a positive number of seconds"))?;
     let where_to = settings.describe();
-    let options = settings.options(timeout).await.map_err(|e| {
+    let (options, key) = settings.options(timeout).await.map_err(|e| {
         Failure::new(
             Status::Connection,
             e.context(format!("cannot connect to {where_to}")),
@@ -212,12 +239,13 @@ pub async fn connect(args: &ConnectArgs) -> Result<async_nats::Client, Failure> 
             anyhow::anyhow!("cannot connect to {where_to}: invalid server URL: {e}"),
         )
     })?;
-    options.connect(parsed).await.map_err(|e| {
+    let nats = options.connect(parsed).await.map_err(|e| {
         Failure::new(
             Status::Connection,
             anyhow::anyhow!("cannot connect to {where_to}: {e}"),
         )
-    })
+    })?;
+    Ok(Connection { nats, key })
 }
 
 #[cfg(test)]

@@ -16,6 +16,9 @@ pub enum Status {
     Connection,
     /// 4: the exchange with the agent or the server failed.
     Stream,
+    /// 5: the agent accepts only signed requests and this connection
+    /// cannot sign (§13.9); nothing was sent.
+    SignatureRequired,
     /// 130: interrupted by Ctrl-C.
     Interrupted,
 }
@@ -28,6 +31,7 @@ impl Status {
             Status::Usage => 2,
             Status::Connection => 3,
             Status::Stream => 4,
+            Status::SignatureRequired => 5,
             Status::Interrupted => 130,
         }
     }
@@ -75,6 +79,13 @@ impl Failure {
         }
         match &self.error.downcast_ref::<Error>() {
             // §9.1: the code and the best description.
+            // §13.9: one line naming the chapter and the remedy.
+            Some(Error::SignatureRequired { subject, reason }) => {
+                eprintln!(
+                    "nap: {subject} accepts only signed requests (§13.9); connect with an NKEY \
+                     user (--nkey FILE) or a credentials file (--creds FILE) to sign (§13): {reason}"
+                );
+            }
             Some(Error::Remote(remote)) => {
                 eprintln!(
                     "nap: the agent answered error {}: {}",
@@ -91,6 +102,7 @@ impl Failure {
 pub fn status_of(error: &Error) -> Status {
     match error {
         Error::Remote(_) => Status::Agent,
+        Error::SignatureRequired { .. } => Status::SignatureRequired,
         Error::Refused(_)
         | Error::NotFound { .. }
         | Error::Identity(_)
@@ -132,6 +144,15 @@ mod tests {
             .status
             .code(),
             4
+        );
+        assert_eq!(
+            Failure::from(Error::SignatureRequired {
+                subject: "agents.prompt.a.b.c".into(),
+                reason: nap_nats::identity::CannotSign::NoKey,
+            })
+            .status
+            .code(),
+            5
         );
         assert_eq!(Failure::interrupted().status.code(), 130);
     }

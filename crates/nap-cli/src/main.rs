@@ -34,6 +34,8 @@ Exit status:
   4    the exchange failed: no reply in time (§6.6), nobody listening, a reply
        that broke a stream rule (§6, §9) or lost messages in transit (a
        reconnect, a full buffer), another NATS error
+  5    the agent accepts only signed requests (§13.9) and this connection
+       cannot sign: connect with an NKEY user (--nkey) or credentials (--creds)
   130  interrupted (Ctrl-C)";
 
 /// Discover, inspect, prompt, watch and serve agents on NATS

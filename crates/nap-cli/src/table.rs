@@ -4,6 +4,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 use nap_nats::AgentHandle;
 use nap_proto::Endpoint;
+use nap_proto::identity::RegisteredIdentity;
 use serde_json::{Map, Value};
 
 /// A table in nap's style, with `header`.
@@ -40,6 +41,7 @@ pub fn agents(agents: &[(AgentHandle, Option<bool>)]) -> Table {
         "Online",
         "Max payload",
         "Attachments",
+        "Identity",
     ]);
     for (agent, online) in agents {
         let info = agent.info();
@@ -54,6 +56,7 @@ pub fn agents(agents: &[(AgentHandle, Option<bool>)]) -> Table {
             online.map_or("?", yes_no).to_owned(),
             agent.max_payload().to_string(),
             yes_no(agent.attachments_ok()).to_owned(),
+            agent.identity().to_string(),
         ]);
     }
     table
@@ -86,4 +89,39 @@ pub fn endpoints(endpoints: &[Endpoint]) -> Table {
         ]);
     }
     table
+}
+
+/// The key under which `--json` output adds nap's reading of a record's
+/// registered identity (§13.10), next to the record's own fields.
+pub const IDENTITY_JSON_KEY: &str = "nap_identity";
+
+/// A registered identity (§13.10) as JSON: its trust class (`verified`,
+/// `claimed`, `none` or `malformed`), the agent ID it names, and why it
+/// is not verified. The class always travels with the ID (§13.12).
+pub fn identity_json(identity: &RegisteredIdentity) -> Value {
+    let (class, reason) = match identity {
+        RegisteredIdentity::Verified(_) => ("verified", None),
+        RegisteredIdentity::Claimed { reason, .. } => ("claimed", Some(reason.to_string())),
+        RegisteredIdentity::Malformed(e) => ("malformed", Some(e.to_string())),
+        _ => ("none", None),
+    };
+    let mut out = Map::new();
+    out.insert("class".into(), Value::from(class));
+    if let Some(id) = identity.shown_id() {
+        out.insert("id".into(), Value::from(id.to_string()));
+    }
+    if let Some(reason) = reason {
+        out.insert("reason".into(), Value::from(reason));
+    }
+    Value::Object(out)
+}
+
+/// A record as received (§3.2) with [`identity_json`] added under
+/// [`IDENTITY_JSON_KEY`].
+pub fn record_json(agent: &AgentHandle) -> Value {
+    let mut record = agent.info().raw.clone();
+    if let Value::Object(fields) = &mut record {
+        fields.insert(IDENTITY_JSON_KEY.into(), identity_json(agent.identity()));
+    }
+    record
 }

@@ -55,6 +55,33 @@ pub enum Error {
     /// The request failed the local checks of §5.4; nothing was published.
     #[error("request refused locally, nothing was sent: {0}")]
     Refused(#[from] RequestError),
+    /// The agent's `prompt` endpoint accepts only signed requests
+    /// (`min_sender_trust: signed`, §13.9) and this connection cannot sign;
+    /// nothing was published.
+    #[error(
+        "{subject} accepts only signed requests (min_sender_trust: signed, §13.9) and this \
+         connection cannot sign: {reason}. Connect as an NKEY user with its seed, or with a \
+         credentials file, to sign (§13.4); nothing was sent"
+    )]
+    SignatureRequired {
+        /// The prompt subject.
+        subject: String,
+        /// Why the connection cannot sign.
+        reason: crate::identity::CannotSign,
+    },
+    /// The `Agent-Sender` header could not be signed (§13.6); nothing was
+    /// published.
+    #[error("could not sign the request to {subject}: {source}")]
+    Signing {
+        /// The subject.
+        subject: String,
+        /// What failed.
+        #[source]
+        source: crate::identity::RequestSignError,
+    },
+    /// A prompt interceptor stopped the prompt; nothing was published.
+    #[error(transparent)]
+    Intercepted(#[from] crate::client::InterceptError),
     /// The agent answered with an error signal (§9).
     #[error("the agent answered with error {0}")]
     Remote(Box<RemoteError>),

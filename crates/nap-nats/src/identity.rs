@@ -28,8 +28,8 @@ use std::time::Instant;
 
 use nap_proto::identity::own::{UNKNOWN_RETRY_AFTER, USER_INFO_TIMEOUT};
 use nap_proto::identity::{
-    AgentId, Credentials, CredentialsError, JwtError, OwnIdentity, SeedError, SenderSigner,
-    USER_INFO_SUBJECT, UnknownIdentity, UserKey, from_user_info, identity_from_jwt,
+    AgentId, Credentials, CredentialsError, JwtError, Nonce, OwnIdentity, SeedError, SenderSigner,
+    SenderTime, USER_INFO_SUBJECT, UnknownIdentity, UserKey, from_user_info, identity_from_jwt,
 };
 use tokio::sync::Notify;
 
@@ -228,7 +228,50 @@ pub enum CannotSign {
     NoKey,
     /// The connection has no identity, or nap does not know it (§13.4).
     #[error("this connection's identity is {0}")]
-    Identity(OwnIdentity),
+    Identity(Box<OwnIdentity>),
+    /// The connection authenticated as another user than the key's, so the
+    /// key's signatures would name someone the server did not authenticate.
+    #[error("the connection is {connection}, but the key is user {key}")]
+    NotTheConnectionsKey {
+        /// The identity the connection has.
+        connection: Box<AgentId>,
+        /// The key's user.
+        key: UserKey,
+    },
+}
+
+/// Why a request could not be signed (§13.6). Practically never: the clock
+/// would have to be outside years 0–9999, or the NKEY library fail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestSignError {
+    /// The clock cannot be written as a `ts`.
+    #[error("the system clock cannot be stamped: {0}")]
+    Clock(#[from] nap_proto::identity::TimestampError),
+    /// The fresh nonce was refused.
+    #[error("the nonce: {0}")]
+    Nonce(#[from] nap_proto::identity::NonceError),
+    /// The signature could not be made.
+    #[error(transparent)]
+    Sign(#[from] nap_proto::identity::SigningError),
+}
+
+/// A fresh nonce: a NUID, 22 characters, as §13.5 recommends.
+pub fn fresh_nonce() -> Result<Nonce, nap_proto::identity::NonceError> {
+    Nonce::new(nuid::next().to_string())
+}
+
+/// Signs one message now (§13.6): `ts` is the system clock at second
+/// precision, the nonce a fresh NUID, `sub` the subject to sign
+/// (§13.6.2), `payload` the bytes exactly as they will be published.
+/// Returns the `Agent-Sender` header value.
+pub fn sign_now(
+    signer: &SenderSigner,
+    sub: &str,
+    payload: &[u8],
+) -> Result<String, RequestSignError> {
+    let ts = SenderTime::from_system_time(std::time::SystemTime::now())?;
+    Ok(signer.sign(sub, ts, fresh_nonce()?, payload)?.encode())
 }
 
 #[derive(Debug)]
@@ -322,7 +365,20 @@ impl ConnectionIdentity {
         }
         match self.resolve_with_signer().await {
             (_, Some(signer)) => Ok(signer),
-            (identity, None) => Err(CannotSign::Identity(identity)),
+            (OwnIdentity::Known(connection), None) => {
+                match self.inner.key.as_ref().map(SenderKey::user) {
+                    Some(key) if key != connection.user() => {
+                        Err(CannotSign::NotTheConnectionsKey {
+                            key: key.clone(),
+                            connection: Box::new(connection),
+                        })
+                    }
+                    _ => Err(CannotSign::Identity(Box::new(OwnIdentity::Known(
+                        connection,
+                    )))),
+                }
+            }
+            (identity, None) => Err(CannotSign::Identity(Box::new(identity))),
         }
     }
 

@@ -8,6 +8,10 @@ use serde_json::{Map, Value};
 use crate::attachment::{Attachment, AttachmentsError, take_attachments};
 use crate::json::{FieldError, take_string};
 
+/// The top-level fields the envelope itself defines (§5.1); every other
+/// field is an extra, kept and passed on (§5.6).
+pub const ENVELOPE_FIELDS: [&str; 2] = ["prompt", "attachments"];
+
 /// A request: a prompt, optional attachments, and any unknown top-level
 /// fields, which are kept and written back out (§5.6).
 #[derive(Debug, Clone, PartialEq, Eq)]

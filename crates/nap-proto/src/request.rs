@@ -97,13 +97,24 @@ pub fn accept(payload: &[u8], limits: PromptLimits) -> Result<Envelope, RequestE
 /// published (§5.4). Returns the bytes to publish.
 ///
 /// `overhead` counts bytes that travel with the payload and share the
-/// server's limit, such as headers (§13.5.1).
+/// server's limit, such as headers (§13.5.1). When a header depends on the
+/// payload (a signed `Agent-Sender`, §13.6), use [`encode_checked`], build
+/// the headers, then [`check_size`].
 pub fn prepare(
     envelope: &Envelope,
     limits: PromptLimits,
     server_max_payload: Option<u64>,
     overhead: u64,
 ) -> Result<Vec<u8>, RequestError> {
+    let payload = encode_checked(envelope, limits)?;
+    check_size(payload.len(), overhead, limits, server_max_payload)?;
+    Ok(payload)
+}
+
+/// Caller side, first half of [`prepare`]: the checks that do not depend on
+/// size (a prompt is never empty, §5.1; attachments only where accepted,
+/// §2.1), then the wire bytes.
+pub fn encode_checked(envelope: &Envelope, limits: PromptLimits) -> Result<Vec<u8>, RequestError> {
     if envelope.prompt.is_empty() {
         return Err(EnvelopeError::EmptyPrompt.into());
     }
@@ -112,8 +123,19 @@ pub fn prepare(
             count: envelope.attachments.len(),
         });
     }
-    let payload = envelope.encode();
-    let size = payload.len() as u64 + overhead;
+    Ok(envelope.encode())
+}
+
+/// Caller side, second half of [`prepare`]: whether `payload_len` bytes of
+/// payload plus `overhead` bytes of headers fit both the endpoint's
+/// `max_payload` and the server's (§5.4; headers count, §13.5.1).
+pub fn check_size(
+    payload_len: usize,
+    overhead: u64,
+    limits: PromptLimits,
+    server_max_payload: Option<u64>,
+) -> Result<(), RequestError> {
+    let size = payload_len as u64 + overhead;
     let limit = match server_max_payload {
         Some(server) if server < limits.max_payload.bytes() => ByteSize::new(server),
         _ => limits.max_payload,
@@ -121,5 +143,39 @@ pub fn prepare(
     if size > limit.bytes() {
         return Err(RequestError::TooLarge { limit, size });
     }
-    Ok(payload)
+    Ok(())
+}
+
+/// The bytes a NATS header block with `headers` adds to a message, which
+/// the server counts against `max_payload` together with the payload
+/// (§13.5.1): the `NATS/1.0` line, one `Name: value` line per value, and
+/// the blank line. No headers at all add nothing.
+///
+/// ```
+/// use nap_proto::request::header_block_len;
+/// // Appendix B.13: a 373-byte Agent-Sender value makes a 401-byte block.
+/// let value = "x".repeat(373);
+/// assert_eq!(header_block_len([("Agent-Sender", value.as_str())]), 401);
+/// assert_eq!(header_block_len(std::iter::empty::<(&str, &str)>()), 0);
+/// ```
+pub fn header_block_len<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> u64 {
+    // `NATS/1.0\r\n` and the closing `\r\n`.
+    const FRAME: u64 = 10 + 2;
+    let mut lines = 0u64;
+    let mut any = false;
+    for (name, value) in headers {
+        any = true;
+        // `Name: value\r\n`
+        lines += (name.len() + 2 + value.len() + 2) as u64;
+    }
+    if any { FRAME + lines } else { 0 }
+}
+
+/// Whether a header can travel in a NATS header block: a non-empty name of
+/// visible ASCII without `:`, and a value without CR or LF (a line break
+/// would end the header line early).
+pub fn header_is_valid(name: &str, value: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+        && !value.bytes().any(|b| b == b'\r' || b == b'\n')
 }

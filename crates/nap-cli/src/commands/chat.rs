@@ -17,6 +17,7 @@ use rustyline::error::ReadlineError;
 
 use super::client;
 use super::prompt::{Asker, Outcome, Render, seconds, stream_reply};
+use crate::connect::Connection;
 use crate::failure::{Failure, Status};
 use crate::target::{self, Purpose};
 
@@ -64,9 +65,9 @@ async fn read_line(
 }
 
 /// Runs `nap chat`.
-pub async fn run(nats: async_nats::Client, args: ChatArgs) -> Result<(), Failure> {
+pub async fn run(conn: Connection, args: ChatArgs) -> Result<(), Failure> {
     let options = PromptOptions::inactivity_timeout(seconds(args.timeout, "--timeout")?);
-    let client = client(nats).await?;
+    let client = client(&conn).await?;
     let agent = target::resolve(&client, &args.target, Purpose::Prompt).await?;
     let mut editor = DefaultEditor::new().map_err(|e| {
         Failure::new(

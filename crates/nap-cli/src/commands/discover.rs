@@ -4,6 +4,7 @@ use clap::Args;
 use nap_proto::DiscoveryConfig;
 
 use super::{client, print_json, probe_online, stdout_failed};
+use crate::connect::Connection;
 use crate::failure::Failure;
 use crate::filter::FilterArgs;
 use crate::table;
@@ -13,7 +14,8 @@ use crate::table;
 pub struct DiscoverArgs {
     #[command(flatten)]
     filter: FilterArgs,
-    /// Print the full $SRV.INFO records as a JSON array, unknown metadata kept
+    /// Print the full $SRV.INFO records as a JSON array, unknown metadata kept,
+    /// with nap's reading of each registered identity added as `nap_identity` (§13.10)
     #[arg(long)]
     json: bool,
     /// Longest wait for replies, in seconds (§4.1)
@@ -22,7 +24,7 @@ pub struct DiscoverArgs {
 }
 
 /// Runs `nap discover`.
-pub async fn run(nats: async_nats::Client, args: DiscoverArgs) -> Result<(), Failure> {
+pub async fn run(conn: Connection, args: DiscoverArgs) -> Result<(), Failure> {
     let deadline = std::time::Duration::try_from_secs_f64(args.timeout)
         .ok()
         .filter(|d| !d.is_zero())
@@ -31,13 +33,14 @@ pub async fn run(nats: async_nats::Client, args: DiscoverArgs) -> Result<(), Fai
         deadline,
         ..DiscoveryConfig::default()
     };
-    let client = client(nats).await?;
+    let client = client(&conn).await?;
     let agents = client
         .discover_with(args.filter.discovery(), config)
         .await?;
     if args.json {
-        // §3.2: the records exactly as received, unknown keys included.
-        let records: Vec<serde_json::Value> = agents.iter().map(|a| a.info().raw.clone()).collect();
+        // §3.2: the records as received, unknown keys included, and the
+        // identity's trust class beside them (§13.12).
+        let records: Vec<serde_json::Value> = agents.iter().map(table::record_json).collect();
         return print_json(&serde_json::Value::Array(records));
     }
     if agents.is_empty() {

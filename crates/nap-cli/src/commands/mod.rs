@@ -13,14 +13,20 @@ use std::time::Duration;
 
 use nap_nats::{AgentHandle, Client};
 
+use crate::connect::Connection;
 use crate::failure::{Failure, Status};
 
 /// How long a `status` probe may take before the instance counts as silent.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A caller on the connection.
-pub async fn client(nats: async_nats::Client) -> Result<Client, Failure> {
-    Ok(Client::new(nats).await?)
+/// A caller on the connection, signing every `prompt` and `status`
+/// request with the connection's key when it has one (§13.5, §13.6).
+pub async fn client(conn: &Connection) -> Result<Client, Failure> {
+    let mut builder = Client::builder(conn.nats.clone());
+    if let Some(key) = &conn.key {
+        builder = builder.sender_key(key.clone());
+    }
+    Ok(builder.build().await?)
 }
 
 /// Whether each agent is online: its `status` endpoint answers with a fresh

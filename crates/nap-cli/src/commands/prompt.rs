@@ -20,6 +20,7 @@ use rustyline::error::ReadlineError;
 use serde_json::json;
 
 use super::{client, stdout_failed};
+use crate::connect::Connection;
 use crate::failure::{Failure, Status};
 use crate::target::{self, Purpose};
 
@@ -48,7 +49,7 @@ pub struct PromptArgs {
 }
 
 /// Runs `nap prompt`.
-pub async fn run(nats: async_nats::Client, args: PromptArgs) -> Result<(), Failure> {
+pub async fn run(conn: Connection, args: PromptArgs) -> Result<(), Failure> {
     let from_stdin = args.text == "-";
     let text = if from_stdin {
         read_stdin().await?
@@ -69,7 +70,7 @@ pub async fn run(nats: async_nats::Client, args: PromptArgs) -> Result<(), Failu
 
     let mut render = Render::new(args.json, args.save_attachments.clone());
     render.spin(format!("looking for {}", args.target));
-    let client = client(nats).await?;
+    let client = client(&conn).await?;
     let agent = target::resolve(&client, &args.target, Purpose::Prompt)
         .await
         .inspect_err(|_| render.stop_spinner())?;

@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::watch::Feed;
 use super::{client, print_json, stdout_failed};
+use crate::connect::Connection;
 use crate::failure::Failure;
 use crate::filter::FilterArgs;
 use crate::target::{self, Purpose};
@@ -26,8 +27,8 @@ pub struct StatusArgs {
 }
 
 /// Runs `nap status`.
-pub async fn run(nats: async_nats::Client, args: StatusArgs) -> Result<(), Failure> {
-    let client = client(nats.clone()).await?;
+pub async fn run(conn: Connection, args: StatusArgs) -> Result<(), Failure> {
+    let client = client(&conn).await?;
     let agent = target::resolve(&client, &args.target, Purpose::Instance).await?;
     let filter = FilterArgs {
         instance: Some(agent.id().to_owned()),
@@ -35,7 +36,7 @@ pub async fn run(nats: async_nats::Client, args: StatusArgs) -> Result<(), Failu
     };
     // §8.5: listen for beats before asking, so none is missed in between.
     let feed = if args.follow {
-        Some(Feed::subscribe(&nats, filter).await?)
+        Some(Feed::subscribe(&conn.nats, filter).await?)
     } else {
         None
     };

@@ -19,6 +19,7 @@ use nap_proto::{AgentSubject, Heartbeat, Liveness, Presence, Wildcard};
 use serde_json::json;
 
 use super::{PROBE_TIMEOUT, client, now_rfc3339, stdout_failed};
+use crate::connect::Connection;
 use crate::failure::{Failure, Status};
 use crate::filter::FilterArgs;
 
@@ -36,9 +37,9 @@ pub struct WatchArgs {
 }
 
 /// Runs `nap watch` until Ctrl-C.
-pub async fn run(nats: async_nats::Client, args: WatchArgs) -> Result<(), Failure> {
-    let client = client(nats.clone()).await?;
-    let feed = Feed::subscribe(&nats, args.filter.clone()).await?;
+pub async fn run(conn: Connection, args: WatchArgs) -> Result<(), Failure> {
+    let client = client(&conn).await?;
+    let feed = Feed::subscribe(&conn.nats, args.filter.clone()).await?;
     if !args.json {
         eprintln!(
             "watching agent heartbeats on {}; Ctrl-C stops",

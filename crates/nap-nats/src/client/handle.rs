@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use nap_proto::identity::{MinSenderTrust, RegisteredIdentity};
 use nap_proto::{AgentInfo, ByteSize, Heartbeat, ProtocolVersion};
 
 use super::{Client, IntoEnvelope, PromptOptions, PromptStream};
@@ -24,6 +25,10 @@ impl AgentHandle {
             client,
             info: Arc::new(info),
         }
+    }
+
+    pub(crate) fn from_shared(client: Client, info: Arc<AgentInfo>) -> Self {
+        AgentHandle { client, info }
     }
 
     /// The full record (§3, §4.3), unknown metadata included.
@@ -80,6 +85,19 @@ impl AgentHandle {
     /// Whether the agent accepts attachments (§2.1).
     pub fn attachments_ok(&self) -> bool {
         self.info.prompt.attachments_ok
+    }
+
+    /// The identity the agent registered (§13.10): verified when its
+    /// `id_sig` checks out, otherwise a claim, or none. Show it with its
+    /// class (its `Display` does), so a claim never reads as proof (§13.12).
+    pub fn identity(&self) -> &RegisteredIdentity {
+        &self.info.identity
+    }
+
+    /// What the `prompt` endpoint requires of the sender (§13.9): `any`
+    /// when it declares nothing, `signed` for any value but `any`.
+    pub fn min_sender_trust(&self) -> MinSenderTrust {
+        self.info.prompt.required_trust()
     }
 
     /// The client this handle prompts through.

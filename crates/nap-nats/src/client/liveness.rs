@@ -1,17 +1,22 @@
 //! Liveness (§8): heartbeats and `status` replies fed into the sans-IO
 //! [`Liveness`] tracker, presence changes broadcast to watchers.
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
+use std::time::SystemTime;
 
+use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
+use nap_proto::identity::{AgentId, SENDER_HEADER, SenderVerifier, VerifierConfig};
 use nap_proto::{Heartbeat, Liveness, Presence, Transition};
 use tokio::sync::{Notify, broadcast, oneshot};
 
 use super::{AgentHandle, Client, now, sleep_until};
+use crate::identity::sign_now;
 use crate::{Error, Result};
 
 /// How many transitions a slow watcher may fall behind before it skips some.
@@ -24,15 +29,66 @@ pub(super) struct Tracker {
     transitions: broadcast::Sender<Transition>,
     /// Wakes the timer task when a beat arrives from elsewhere (`status`).
     changed: Notify,
+    /// Verifies signed heartbeats (§13.11), with its own nonce set.
+    verifier: Mutex<SenderVerifier>,
+    /// The verified sender of each instance's last heartbeat (§13.11),
+    /// `None` for an unsigned one.
+    senders: Mutex<HashMap<String, Option<AgentId>>>,
 }
 
 impl Tracker {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(verifier: VerifierConfig) -> Self {
         Tracker {
             state: Mutex::new(Liveness::new()),
             transitions: broadcast::channel(WATCH_BUFFER).0,
             changed: Notify::new(),
+            verifier: Mutex::new(SenderVerifier::new(verifier)),
+            senders: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Reads one message from the heartbeat subject (§8.3), verifying its
+    /// `Agent-Sender` when it carries one (§13.11): a header that fails is
+    /// the end of the beat, never a weaker claim; no header is a beat as
+    /// in 0.3.
+    fn on_heartbeat(&self, msg: &async_nats::Message) {
+        let heartbeat = match Heartbeat::decode(&msg.payload) {
+            Ok(heartbeat) => heartbeat,
+            Err(error) => {
+                tracing::debug!(subject = %msg.subject, %error, "dropping heartbeat");
+                return;
+            }
+        };
+        let values: Vec<&str> = msg
+            .headers
+            .as_ref()
+            .map(|h| h.get_all(SENDER_HEADER).map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        let sender = if values.is_empty() {
+            None
+        } else {
+            let classified = self
+                .verifier
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .classify(SystemTime::now(), &msg.subject, values, &msg.payload);
+            match classified {
+                Ok(sender) => sender.verified_id().cloned(),
+                Err(rejection) => {
+                    tracing::debug!(
+                        subject = %msg.subject,
+                        %rejection,
+                        "dropping heartbeat: its Agent-Sender does not verify (§13.11)"
+                    );
+                    return;
+                }
+            }
+        };
+        self.senders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(heartbeat.instance_id.clone(), sender);
+        self.observe(heartbeat);
     }
 
     fn state(&self) -> MutexGuard<'_, Liveness> {
@@ -97,12 +153,7 @@ pub(super) async fn run(
         tokio::select! {
             _ = &mut stop => break,
             msg = heartbeats.next() => match msg {
-                Some(msg) => match Heartbeat::decode(&msg.payload) {
-                    Ok(heartbeat) => tracker.observe(heartbeat),
-                    Err(error) => {
-                        tracing::debug!(subject = %msg.subject, %error, "dropping heartbeat");
-                    }
-                },
+                Some(msg) => tracker.on_heartbeat(&msg),
                 None => break,
             },
             () = timer => tracker.poll(),
@@ -138,17 +189,39 @@ impl Stream for Watch {
 impl Client {
     /// Asks an agent's `status` endpoint for a fresh heartbeat (§8.7).
     ///
-    /// The request goes to the `status` subject from the record, with an
-    /// empty body; the reply is fed into the liveness tracker like a
-    /// heartbeat. Uses the connection's request timeout.
+    /// The request goes to the `status` subject from the record (under its
+    /// local name for a renamed import, §13.6.2), with an empty body,
+    /// signed when the connection can sign (§13.5: `status` requests carry
+    /// `Agent-Sender` too; a status endpoint never requires it, §13.9). The
+    /// reply is fed into the liveness tracker like a heartbeat. Uses the
+    /// connection's request timeout.
     pub async fn status(&self, agent: &AgentHandle) -> Result<Heartbeat> {
-        let subject = agent
+        let advertised = agent
             .status_subject()
             .ok_or_else(|| Error::NoStatusEndpoint {
                 instance_id: agent.id().to_owned(),
-            })?
-            .to_owned();
-        let msg = match self.nats().request(subject.clone(), Bytes::new()).await {
+            })?;
+        let addressing = self.addressing(advertised);
+        let mut headers = HeaderMap::new();
+        match self.signer().await {
+            Ok(signer) => {
+                let value =
+                    sign_now(&signer, &addressing.sub, &[]).map_err(|source| Error::Signing {
+                        subject: addressing.sub.clone(),
+                        source,
+                    })?;
+                headers.insert(SENDER_HEADER, value.as_str());
+            }
+            Err(reason) => tracing::trace!(%reason, "status request sent without Agent-Sender"),
+        }
+        let subject = addressing.publish;
+        let request = async_nats::Request::new().payload(Bytes::new());
+        let request = if headers.is_empty() {
+            request
+        } else {
+            request.headers(headers)
+        };
+        let msg = match self.nats().send_request(subject.clone(), request).await {
             Ok(msg) => msg,
             Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
                 return Err(Error::NoResponders { subject });
@@ -175,6 +248,21 @@ impl Client {
     /// The presence of one instance, `None` if it never beat (§8.2).
     pub fn presence(&self, instance_id: &str) -> Option<Presence> {
         self.tracker().state().presence(instance_id, now())
+    }
+
+    /// The agent ID that signed the last heartbeat of one instance, as
+    /// verified (§13.11); `None` when its last beat was unsigned or it was
+    /// never seen. A heartbeat whose signature fails is dropped, so it never
+    /// shows here or anywhere else. `status` replies are never signed and do
+    /// not change it.
+    pub fn heartbeat_sender(&self, instance_id: &str) -> Option<AgentId> {
+        self.tracker()
+            .senders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(instance_id)
+            .cloned()
+            .flatten()
     }
 
     /// The last heartbeat (or status reply) of one instance.

@@ -43,24 +43,30 @@
 
 mod discover;
 mod handle;
+mod interceptor;
 mod liveness;
 mod prompt;
 mod query;
 mod replies;
+mod sender;
 
 use std::sync::Arc;
 
 use nap_proto::Wildcard;
+use nap_proto::identity::{Addressing, ImportRename, SenderSigner, SubjectPolicy, VerifierConfig};
 use tokio::sync::oneshot;
 
+use crate::identity::{CannotSign, ConnectionIdentity, SenderKey};
 use crate::{Error, Result};
 use liveness::Tracker;
 
 pub use discover::PingRecord;
 pub use handle::AgentHandle;
+pub use interceptor::{InterceptError, OutgoingPrompt, PromptInterceptor, StreamEnd, StreamInfo};
 pub use liveness::Watch;
 pub use prompt::{DEFAULT_MAX_BYTES, Event, IntoEnvelope, PromptOptions, PromptStream, Reply};
 pub use query::PendingQuery;
+pub use sender::SENDER_INDEX_TTL;
 
 /// A caller of agents over one NATS connection.
 ///
@@ -81,18 +87,82 @@ struct Inner {
     /// The server's `max_payload` and the connect count it was read at
     /// (read again after a reconnect, which may land on another server).
     server_max: std::sync::Mutex<(u64, u64)>,
+    /// The connection's identity, when it may sign (§13.4).
+    identity: Option<ConnectionIdentity>,
+    /// Imports the caller's account renamed (§13.6.2).
+    renames: Vec<ImportRename>,
+    /// Prompt interceptors, in order.
+    interceptors: interceptor::Interceptors,
+    /// The reverse-lookup index of verified registrations (§13.10).
+    senders: sender::SenderIndex,
     /// Dropped with the last clone: tells the heartbeat task to stop.
     _stop: oneshot::Sender<()>,
 }
 
-impl Client {
-    /// A caller on `nats`.
-    ///
-    /// Subscribes to the heartbeat wildcard `agents.hb.*.*.*` first, before
-    /// any discovery can be sent (§8.5), and starts the task that feeds
-    /// heartbeats into the liveness tracker (§8.2). Must run inside a Tokio
-    /// runtime.
-    pub async fn new(nats: async_nats::Client) -> Result<Client> {
+/// Builds a [`Client`] with a sender identity (§13), renamed imports
+/// (§13.6.2) and prompt interceptors; see [`Client::builder`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct ClientBuilder {
+    nats: async_nats::Client,
+    identity: Option<ConnectionIdentity>,
+    renames: Vec<ImportRename>,
+    invalid_rename: bool,
+    interceptors: Vec<Arc<dyn PromptInterceptor>>,
+}
+
+impl std::fmt::Debug for dyn PromptInterceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PromptInterceptor")
+    }
+}
+
+impl ClientBuilder {
+    /// Signs with `key`, which must be the key the connection authenticated
+    /// with ([`SenderKey::apply`]). Every `prompt` and `status` request then
+    /// carries a signed `Agent-Sender` header (§13.5, §13.6) whenever the
+    /// connection's identity is known (§13.4).
+    pub fn sender_key(mut self, key: SenderKey) -> Self {
+        self.identity = Some(ConnectionIdentity::new(self.nats.clone(), Some(key)));
+        self
+    }
+
+    /// Signs with an identity already made for this connection (shared with
+    /// a host on the same connection, say). An identity without a key signs
+    /// nothing.
+    pub fn identity(mut self, identity: ConnectionIdentity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// Declares an import the caller's account renamed (§13.6.2): an
+    /// endpoint subject advertised under `exporter_prefix` is published to
+    /// under `local_prefix` instead, and signed as advertised. Heartbeats
+    /// that arrive under `local_prefix` are verified as published under
+    /// `exporter_prefix` (§13.7.1 (c)). Prefixes are whole literal tokens;
+    /// a wildcard makes [`build`](Self::build) fail with [`Error::Config`].
+    pub fn signed_subject(mut self, local_prefix: &str, exporter_prefix: &str) -> Self {
+        match ImportRename::new(local_prefix, exporter_prefix) {
+            Some(rename) => self.renames.push(rename),
+            None => self.invalid_rename = true,
+        }
+        self
+    }
+
+    /// Adds a prompt interceptor; they run in the order added.
+    pub fn interceptor(mut self, interceptor: impl PromptInterceptor) -> Self {
+        self.interceptors.push(Arc::new(interceptor));
+        self
+    }
+
+    /// The client; see [`Client::new`] for what starting it does.
+    pub async fn build(self) -> Result<Client> {
+        if self.invalid_rename {
+            return Err(Error::Config {
+                what: "signed_subject prefixes must be literal subjects without wildcards",
+            });
+        }
+        let nats = self.nats;
         // §8.5: subscribe-before-discover.
         let subject = Wildcard::heartbeats();
         let heartbeats =
@@ -103,7 +173,20 @@ impl Client {
                     source,
                 })?;
         let replies = replies::Replies::start(&nats).await?;
-        let tracker = Arc::new(Tracker::new());
+        // §13.11: heartbeats are verified like requests; a renamed import
+        // is form (c) of §13.7.1.
+        let verifier = VerifierConfig {
+            subjects: SubjectPolicy {
+                renames: self
+                    .renames
+                    .iter()
+                    .map(ImportRename::arrival_rename)
+                    .collect(),
+                ..SubjectPolicy::default()
+            },
+            ..VerifierConfig::default()
+        };
+        let tracker = Arc::new(Tracker::new(verifier));
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(liveness::run(tracker.clone(), heartbeats, stopped));
         tracing::debug!(%subject, "caller tracking heartbeats");
@@ -113,9 +196,71 @@ impl Client {
                 nats,
                 tracker,
                 replies,
+                identity: self.identity,
+                renames: self.renames,
+                interceptors: self.interceptors.into(),
+                senders: sender::SenderIndex::default(),
                 _stop: stop,
             }),
         })
+    }
+}
+
+impl Client {
+    /// A caller on `nats`.
+    ///
+    /// Subscribes to the heartbeat wildcard `agents.hb.*.*.*` first, before
+    /// any discovery can be sent (§8.5), and starts the task that feeds
+    /// heartbeats into the liveness tracker (§8.2). Must run inside a Tokio
+    /// runtime.
+    ///
+    /// A client made this way has no sender identity: its requests carry no
+    /// `Agent-Sender` header, and an agent whose `prompt` endpoint requires
+    /// `signed` fails locally with [`Error::SignatureRequired`] (§13.9).
+    /// Use [`Client::builder`] to sign.
+    pub async fn new(nats: async_nats::Client) -> Result<Client> {
+        Client::builder(nats).build().await
+    }
+
+    /// A builder for a caller on `nats` with a sender identity (§13),
+    /// renamed imports or prompt interceptors.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use nap_nats::identity::SenderKey;
+    ///
+    /// let key = SenderKey::from_seed_file("alice.nk")?;
+    /// let nats = key.apply(nap_nats::connect_options())?.connect("nats://127.0.0.1:4222").await?;
+    /// let client = nap_nats::Client::builder(nats).sender_key(key).build().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder(nats: async_nats::Client) -> ClientBuilder {
+        ClientBuilder {
+            nats,
+            identity: None,
+            renames: Vec::new(),
+            invalid_rename: false,
+            interceptors: Vec::new(),
+        }
+    }
+
+    /// The connection's sender identity, when the client was given one.
+    pub fn identity(&self) -> Option<&ConnectionIdentity> {
+        self.inner.identity.as_ref()
+    }
+
+    /// The signer for this connection, or why it cannot sign (§13.4).
+    pub async fn signer(&self) -> std::result::Result<Arc<SenderSigner>, CannotSign> {
+        match &self.inner.identity {
+            Some(identity) => identity.signer().await,
+            None => Err(CannotSign::NoKey),
+        }
+    }
+
+    /// Where a request to the `advertised` subject is published and what
+    /// it signs (§13.6.2).
+    pub fn addressing(&self, advertised: &str) -> Addressing {
+        Addressing::of(advertised, &self.inner.renames)
     }
 
     /// The underlying NATS connection.

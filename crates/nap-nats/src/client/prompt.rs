@@ -13,8 +13,13 @@ use nap_proto::{
     Attachment, Envelope, Loss, Query, ResponseData, ResponseStream, StreamEvent, StreamViolation,
 };
 
+use async_nats::HeaderMap;
+use nap_proto::identity::{SENDER_HEADER, SendPlan};
+
+use super::interceptor::{Interceptors, OutgoingPrompt, StreamEnd, StreamInfo};
 use super::replies::{Delivery, Route};
 use super::{AgentHandle, Client, PendingQuery, is_no_responders, now};
+use crate::identity::sign_now;
 use crate::wire::with_received;
 use crate::{Error, Result};
 
@@ -196,6 +201,12 @@ pub struct PromptStream {
     max_bytes: u64,
     /// The server answered "no responders" (NATS 503) instead of an agent.
     no_responders: bool,
+    /// The client's interceptors, told of every event and of the end.
+    interceptors: Interceptors,
+    /// What the interceptors are told about this stream.
+    info: StreamInfo,
+    /// Whether the interceptors were told of the end.
+    ended: bool,
 }
 
 impl Client {
@@ -212,11 +223,17 @@ impl Client {
 
     /// Prompts an agent and returns its response stream.
     ///
-    /// The request is checked against the agent's declared `max_payload`
-    /// and `attachments_ok`, and the server's own `max_payload`, before
-    /// anything is published; a failure is [`Error::Refused`] (§5.4). It is
+    /// Before anything is published: the endpoint's `min_sender_trust` is
+    /// read, and a connection that cannot sign fails a `signed` endpoint
+    /// with [`Error::SignatureRequired`] (§13.9); the interceptors add
+    /// their headers and fields; the request is signed when the connection
+    /// can sign (§13.6) and otherwise carries no `Agent-Sender` at all
+    /// (§13.4); and it is checked, headers included (§13.5.1), against the
+    /// agent's declared `max_payload` and `attachments_ok` and the server's
+    /// own `max_payload`, a failure being [`Error::Refused`] (§5.4). It is
     /// then published to the prompt subject from the agent's record,
-    /// verbatim (§4.3), with a fresh inbox as reply subject (§6.1).
+    /// verbatim (§4.3) or under its local name for a renamed import
+    /// (§13.6.2), with a fresh inbox as reply subject (§6.1).
     /// [`Error::NoResponders`] comes from the stream when nobody listens.
     pub async fn prompt_with(
         &self,
@@ -224,27 +241,81 @@ impl Client {
         envelope: impl IntoEnvelope,
         options: PromptOptions,
     ) -> Result<PromptStream> {
-        let envelope = envelope.into_envelope();
+        let mut envelope = envelope.into_envelope();
         let nats = self.nats();
-        // §5.4: local checks before publishing; the server's limit counts too.
-        let limits = PromptLimits::from(&agent.info().prompt);
-        let payload = request::prepare(&envelope, limits, self.server_max_payload(), 0)?;
-
-        // §4.3, §6.1: the subject comes from the record, never from identity.
-        let subject = agent.prompt_subject();
+        // §4.3, §6.1: the subject comes from the record, never from
+        // identity; §13.6.2: a renamed import publishes under its local name.
+        let addressing = self.addressing(agent.prompt_subject());
+        // §13.9: the requirement is read before anything is sent.
+        let signer = match (self.signer().await, agent.min_sender_trust()) {
+            (Ok(signer), _) => Some(signer),
+            (Err(reason), required) => match SendPlan::decide(required, false) {
+                SendPlan::Refuse => {
+                    return Err(Error::SignatureRequired {
+                        subject: addressing.sub,
+                        reason,
+                    });
+                }
+                _ => {
+                    tracing::trace!(%reason, "prompt sent without Agent-Sender");
+                    None
+                }
+            },
+        };
         // The client's reply inbox is subscribed already, so no chunk can
         // arrive before anyone listens.
         let route = self.replies().open(options.max_bytes);
         let inbox = route.subject().to_owned();
+        let info = StreamInfo::new(
+            addressing.publish.clone(),
+            inbox.clone(),
+            agent.id().to_owned(),
+        );
+        let mut headers = HeaderMap::new();
+        for interceptor in self.inner.interceptors.iter() {
+            let mut outgoing = OutgoingPrompt::new(agent, &mut envelope, &mut headers, &info);
+            interceptor.before_prompt(&mut outgoing).await?;
+        }
+        // §5.4: local checks before publishing; the server's limit counts too.
+        let limits = PromptLimits::from(&agent.info().prompt);
+        let payload = request::encode_checked(&envelope, limits)?;
+        if let Some(signer) = &signer {
+            // §13.6: the signature covers the payload exactly as published.
+            let value =
+                sign_now(signer, &addressing.sub, &payload).map_err(|source| Error::Signing {
+                    subject: addressing.sub.clone(),
+                    source,
+                })?;
+            headers.insert(SENDER_HEADER, value.as_str());
+        }
+        // §13.5.1: header bytes count toward max_payload.
+        request::check_size(
+            payload.len(),
+            headers_len(&headers),
+            limits,
+            self.server_max_payload(),
+        )?;
+
+        let subject = addressing.publish;
         let connects = connects(nats);
-        nats.publish_with_reply(subject.to_owned(), inbox.clone(), payload.into())
+        let published = if headers.is_empty() {
+            nats.publish_with_reply(subject.clone(), inbox.clone(), payload.into())
+                .await
+        } else {
+            nats.publish_with_reply_and_headers(
+                subject.clone(),
+                inbox.clone(),
+                headers,
+                payload.into(),
+            )
             .await
-            .map_err(|source| Error::Publish {
-                subject: subject.to_owned(),
-                source,
-            })?;
+        };
+        published.map_err(|source| Error::Publish {
+            subject: subject.clone(),
+            source,
+        })?;
         let started = now();
-        tracing::debug!(%subject, %inbox, agent = %agent.id(), "prompt sent");
+        tracing::debug!(%subject, %inbox, agent = %agent.id(), signed = signer.is_some(), "prompt sent");
         // §6.6: the inactivity clock starts at publication.
         let mut decoder = ResponseStream::new(started, options.inactivity_timeout);
         if let Some(deadline) = options.deadline {
@@ -253,7 +324,7 @@ impl Client {
         let first = decoder.poll_timeout().unwrap_or(started);
         Ok(PromptStream {
             nats: nats.clone(),
-            subject: subject.to_owned(),
+            subject,
             route: Some(route),
             inbox,
             decoder,
@@ -262,8 +333,23 @@ impl Client {
             connects,
             max_bytes: options.max_bytes,
             no_responders: false,
+            interceptors: self.inner.interceptors.clone(),
+            info,
+            ended: false,
         })
     }
+}
+
+/// The bytes a header map adds to a message (§13.5.1), by nap-proto's rule.
+pub(crate) fn headers_len(headers: &HeaderMap) -> u64 {
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .flat_map(|(name, values)| {
+            let name: &str = name.as_ref();
+            values.iter().map(move |v| (name, v.as_str()))
+        })
+        .collect();
+    request::header_block_len(pairs)
 }
 
 fn connects(nats: &async_nats::Client) -> u64 {
@@ -427,6 +513,50 @@ impl Stream for PromptStream {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        let item = std::task::ready!(this.poll_inner(cx));
+        this.tell_interceptors(item.as_ref());
+        Poll::Ready(item)
+    }
+}
+
+impl Drop for PromptStream {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            for interceptor in self.interceptors.iter() {
+                interceptor.on_end(&self.info, StreamEnd::Dropped);
+            }
+        }
+    }
+}
+
+impl PromptStream {
+    /// Tells the interceptors what the stream yields (§6, §9).
+    fn tell_interceptors(&mut self, item: Option<&Result<Event>>) {
+        if self.ended || self.interceptors.is_empty() {
+            return;
+        }
+        let end = match item {
+            Some(Ok(event)) => {
+                for interceptor in self.interceptors.iter() {
+                    interceptor.on_event(&self.info, event);
+                }
+                matches!(event, Event::End).then_some(StreamEnd::Complete)
+            }
+            Some(Err(error)) => Some(StreamEnd::Failed(error)),
+            // Nothing after the end was reported; a quiet end is not complete.
+            None => Some(StreamEnd::Dropped),
+        };
+        if let Some(end) = end {
+            self.ended = true;
+            for interceptor in self.interceptors.iter() {
+                interceptor.on_end(&self.info, end);
+            }
+        }
+    }
+
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event>>> {
+        let this = self;
         loop {
             // What the machine already knows comes first.
             if let Some(event) = this.decoder.poll() {

@@ -36,6 +36,7 @@
 //! ```
 
 pub mod agent_id;
+pub mod caller;
 pub mod own;
 pub mod registration;
 pub mod sender_header;
@@ -47,6 +48,7 @@ pub use agent_id::{
     Account, AccountError, AccountForm, AgentId, AgentIdError, GLOBAL_ACCOUNT, NkeyError, NkeyKind,
     UserKey,
 };
+pub use caller::{Addressing, ImportRename, SendPlan};
 pub use own::{
     Credentials, CredentialsError, JwtError, NoIdentity, OwnIdentity, USER_INFO_SUBJECT,
     UnknownIdentity, from_user_info, identity_from_jwt,
