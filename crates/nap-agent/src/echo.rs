@@ -10,6 +10,11 @@ use crate::{Agent, AgentError, Request, Responder};
 /// The prefix that makes the echo agent ask the caller a question (§7).
 pub const ASK_PREFIX: &str = "ask: ";
 
+/// The prompt that makes the echo agent answer with its sender as the host
+/// classified it (§13.7): `verified {account}.{user}`, `claimed
+/// {account}.{user}` or `absent`.
+pub const WHOAMI: &str = "whoami";
+
 /// Streams the prompt back, in pieces of at most this many characters.
 pub const CHUNK_CHARS: usize = 64;
 
@@ -18,7 +23,8 @@ pub const CHUNK_CHARS: usize = 64;
 /// - streams the prompt back, in several chunks when it is long;
 /// - lists the attachments it received, with their sizes;
 /// - on `ask: QUESTION`, asks the caller QUESTION mid-stream (§7) and
-///   streams the answer back.
+///   streams the answer back;
+/// - on [`WHOAMI`], answers with the request's sender (§13.7) instead.
 #[derive(Debug, Clone)]
 pub struct EchoAgent {
     /// How long to wait for the answer to a question.
@@ -37,6 +43,10 @@ impl Default for EchoAgent {
 impl Agent for EchoAgent {
     async fn prompt(&self, request: Request, out: Responder) -> Result<(), AgentError> {
         {
+            if request.prompt() == WHOAMI {
+                out.text(request.sender().to_string()).await?;
+                return Ok(());
+            }
             if let Some(question) = request.prompt().strip_prefix(ASK_PREFIX) {
                 let answer = out.ask(question.to_owned(), self.query_timeout).await?;
                 out.text(format!("you answered: {}", answer.prompt)).await?;

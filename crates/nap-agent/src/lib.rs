@@ -1,7 +1,8 @@
 //! The `Agent` trait a nap host serves, independent of NATS.
 //!
 //! An agent gets one [`Request`] (the decoded envelope, §5, the identity of
-//! the instance serving it, and any unknown envelope fields, §5.6) and a
+//! the instance serving it, any unknown envelope fields, §5.6, and the
+//! sender as the host classified it, §13.7) and a
 //! [`Responder`] through which it streams chunks (§6): text, responses
 //! with attachments, status tokens, and mid-stream questions to the caller
 //! (§7). Returning an [`AgentError`] ends the stream with a §9.2 code.

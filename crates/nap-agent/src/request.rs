@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use nap_proto::identity::Sender;
 use nap_proto::{Attachment, Envelope};
 
 /// The instance serving a request: its identity (§2, §3.2) and service id (§3.4).
@@ -30,6 +31,10 @@ pub struct Request {
     pub subject: String,
     /// The request's NATS headers, if any (name, value).
     pub headers: Vec<(String, String)>,
+    /// Who sent the request, as the host classified it before the agent
+    /// saw it (§13.7): verified, claimed or absent. A claimed sender is for
+    /// display only; grant nothing on it (§13.1).
+    pub sender: Sender,
 }
 
 impl Request {
@@ -45,7 +50,14 @@ impl Request {
             instance: Arc::new(Instance::default()),
             subject: String::new(),
             headers: Vec::new(),
+            sender: Sender::Absent,
         }
+    }
+
+    /// The same request from `sender` (for tests and in-process callers).
+    pub fn with_sender(mut self, sender: Sender) -> Self {
+        self.sender = sender;
+        self
     }
 
     /// The prompt text.
@@ -56,6 +68,12 @@ impl Request {
     /// The attachments (§5.2).
     pub fn attachments(&self) -> &[Attachment] {
         &self.envelope.attachments
+    }
+
+    /// Who sent the request (§13.7); [`Sender::Absent`] when the request
+    /// carried no `Agent-Sender` header.
+    pub fn sender(&self) -> &Sender {
+        &self.sender
     }
 
     /// The session label of the serving instance, if any.

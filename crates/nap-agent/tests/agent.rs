@@ -75,3 +75,29 @@ fn errors_map_to_section_9_codes() {
     let from_query: AgentError = QueryError::Unsupported.into();
     assert_eq!(from_query.code(), StatusCode::Internal);
 }
+
+#[tokio::test]
+async fn echo_whoami_answers_with_the_classified_sender() {
+    use nap_agent::echo::{EchoAgent, WHOAMI};
+    use nap_proto::identity::{AgentId, Sender, SenderClaim};
+
+    let echo = EchoAgent::default();
+    let (out, collected) = Responder::collector();
+    echo.prompt(Request::text(WHOAMI), out).await.unwrap();
+    assert_eq!(collected.text(), "absent");
+
+    let id =
+        AgentId::parse("ACME.UAWW24XPLGOX3R3JF4OZEZZ6RUXMB55DSWJCEFFSUDFBCKJD4MSCMQYI").unwrap();
+    let (out, collected) = Responder::collector();
+    let request = Request::text(WHOAMI).with_sender(Sender::Claimed(SenderClaim::new(id)));
+    echo.prompt(request, out).await.unwrap();
+    assert_eq!(
+        collected.text(),
+        "claimed ACME.UAWW24XPLGOX3R3JF4OZEZZ6RUXMB55DSWJCEFFSUDFBCKJD4MSCMQYI"
+    );
+
+    // Any other prompt is still echoed.
+    let (out, collected) = Responder::collector();
+    echo.prompt(Request::text("whoami?"), out).await.unwrap();
+    assert_eq!(collected.text(), "whoami?");
+}

@@ -8,9 +8,18 @@ use serde_json::{Map, Value};
 use crate::attachment::{Attachment, AttachmentsError, take_attachments};
 use crate::json::{FieldError, take_string};
 
+/// The envelope's own top-level field names (§5.1); every other name is an
+/// unknown field kept in [`Envelope::extra`] (§5.6).
+pub mod keys {
+    /// The prompt text.
+    pub const PROMPT: &str = "prompt";
+    /// The attachments (§5.2).
+    pub const ATTACHMENTS: &str = "attachments";
+}
+
 /// The top-level fields the envelope itself defines (§5.1); every other
 /// field is an extra, kept and passed on (§5.6).
-pub const ENVELOPE_FIELDS: [&str; 2] = ["prompt", "attachments"];
+pub const ENVELOPE_FIELDS: [&str; 2] = [keys::PROMPT, keys::ATTACHMENTS];
 
 /// A request: a prompt, optional attachments, and any unknown top-level
 /// fields, which are kept and written back out (§5.6).
@@ -127,7 +136,7 @@ impl Envelope {
 
     /// Reads an envelope from an already-parsed JSON object (§5.1).
     pub fn from_object(mut obj: Map<String, Value>) -> Result<Self, EnvelopeError> {
-        let prompt = take_string(&mut obj, "prompt").map_err(EnvelopeError::Prompt)?;
+        let prompt = take_string(&mut obj, keys::PROMPT).map_err(EnvelopeError::Prompt)?;
         if prompt.is_empty() {
             return Err(EnvelopeError::EmptyPrompt);
         }
@@ -170,9 +179,9 @@ impl Serialize for Envelope {
         let has_attachments = !self.attachments.is_empty();
         let mut map =
             serializer.serialize_map(Some(1 + usize::from(has_attachments) + self.extra.len()))?;
-        map.serialize_entry("prompt", &self.prompt)?;
+        map.serialize_entry(keys::PROMPT, &self.prompt)?;
         if has_attachments {
-            map.serialize_entry("attachments", &self.attachments)?;
+            map.serialize_entry(keys::ATTACHMENTS, &self.attachments)?;
         }
         for (k, v) in &self.extra {
             map.serialize_entry(k, v)?;

@@ -15,9 +15,26 @@
 //! running.stop().await;
 //! # Ok(()) }
 //! ```
+//!
+//! Sender identity (§13): the host classifies the sender of every `prompt`
+//! and `status` request before anything else sees it (§13.7) and hands the
+//! result to the agent as [`nap_agent::Request::sender`]. A prompt with a
+//! malformed `Agent-Sender` is refused with `400`, one with a failing
+//! signature (tampered, replayed, transplanted, stale) with `401`; an
+//! endpoint declared [`MinSenderTrust::Signed`] refuses every unverified
+//! prompt with `401` (§13.9); an acceptance hook
+//! ([`AgentServiceBuilder::accept_sender`]) refuses with `403` or `401`
+//! (§13.7.3). A `status` request is always answered (§13.9). With
+//! [`AgentServiceBuilder::sender_key`], the instance registers its own
+//! signed identity (§13.10) and signs its heartbeats (§13.11).
+//! [`RequestInterceptor`]s run around each admitted prompt.
 
+mod admission;
+mod intercept;
 mod prompt;
 mod transport;
+
+pub use intercept::{Decision, Outcome, RequestInterceptor};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,13 +43,19 @@ use std::time::{Duration, SystemTime};
 use async_nats::service::ServiceExt;
 use futures::StreamExt;
 use nap_agent::{Agent, Instance};
+use nap_proto::identity::{
+    AgentId, MinSenderTrust, Nonce, RegistrationIdentity, SENDER_HEADER, Sender, SenderSigner,
+    VerifierConfig, sign_heartbeat,
+};
 use nap_proto::service_info::{QUEUE_GROUP, SERVICE_NAME};
 use nap_proto::{Beacon, ByteSize, IntervalSecs, PromptLimits, Registration, Verb};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::identity::{ConnectionIdentity, SenderKey};
 use crate::{Error, Result};
+use admission::{AcceptHook, Admission, header_pairs};
 use prompt::PromptLoop;
 
 /// Entry point for hosting an agent; see [`AgentService::builder`].
@@ -76,6 +99,26 @@ pub struct AgentServiceBuilder {
     status_subject: Option<String>,
     shutdown_timeout: Duration,
     max_backlog: ByteSize,
+    min_sender_trust: MinSenderTrust,
+    sender_key: Option<SenderKey>,
+    verifier: VerifierConfig,
+    hooks: Hooks,
+}
+
+/// The builder's closures and interceptors, which have no `Debug`.
+#[derive(Clone, Default)]
+struct Hooks {
+    accept: Option<AcceptHook>,
+    interceptors: Vec<Arc<dyn RequestInterceptor>>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("accept", &self.accept.is_some())
+            .field("interceptors", &self.interceptors.len())
+            .finish()
+    }
 }
 
 impl AgentServiceBuilder {
@@ -97,6 +140,10 @@ impl AgentServiceBuilder {
             status_subject: None,
             shutdown_timeout: Duration::from_secs(30),
             max_backlog: ByteSize::new(64 << 20),
+            min_sender_trust: MinSenderTrust::Any,
+            sender_key: None,
+            verifier: VerifierConfig::default(),
+            hooks: Hooks::default(),
         }
     }
 
@@ -193,6 +240,77 @@ impl AgentServiceBuilder {
         self
     }
 
+    /// What the `prompt` endpoint requires of a sender (§13.9), declared
+    /// in its metadata as `min_sender_trust`. With
+    /// [`MinSenderTrust::Signed`], every prompt that is not verified
+    /// (§13.7) is refused with `401` before the agent sees it. Default
+    /// [`MinSenderTrust::Any`]. Verifying needs no identity of the
+    /// agent's own.
+    pub fn min_sender_trust(mut self, trust: MinSenderTrust) -> Self {
+        self.min_sender_trust = trust;
+        self
+    }
+
+    /// The key the agent's connection authenticates with (§13.2.1); the
+    /// connection passed to [`AgentServiceBuilder::start`] must have been
+    /// made with it ([`SenderKey::apply`]).
+    ///
+    /// At start the host learns the connection's agent ID (§13.4). When it
+    /// can sign, it registers `user_nkey`, `account` and `id_sig` over the
+    /// advertised prompt subject (§13.10) and signs every heartbeat
+    /// (§13.11); replies are never signed. When it cannot (no identity, or
+    /// the server did not say), it logs a warning and serves without a
+    /// registered identity and with unsigned heartbeats.
+    pub fn sender_key(mut self, key: SenderKey) -> Self {
+        self.sender_key = Some(key);
+        self
+    }
+
+    /// Sets the acceptance hook (§13.7.3), replacing any earlier one (and
+    /// any [`AgentServiceBuilder::accept_senders`] list). It runs for every
+    /// prompt after classification and the `min_sender_trust` check, and
+    /// before the envelope is read; a `false` refuses the prompt with `403`
+    /// when the sender is verified, `401` when it is claimed or absent.
+    /// Never run for `status` requests, which are always answered (§13.9).
+    /// It runs on the endpoint's reader, so keep it quick and never block
+    /// in it; a hook that panics refuses the sender.
+    ///
+    /// Grant on [`Sender::verified_id`], never on a claim (§13.1).
+    pub fn accept_sender(
+        mut self,
+        accept: impl Fn(&Sender) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.accept = Some(Arc::new(accept));
+        self
+    }
+
+    /// An allow-list acceptance hook: only verified senders (§13.7) whose
+    /// agent ID is listed are served; everyone else is refused (`403` for
+    /// a verified sender, `401` otherwise). Replaces any earlier hook; see
+    /// [`AgentServiceBuilder::accept_sender`].
+    pub fn accept_senders(self, ids: impl IntoIterator<Item = AgentId>) -> Self {
+        let allowed: std::collections::HashSet<AgentId> = ids.into_iter().collect();
+        self.accept_sender(move |sender: &Sender| {
+            sender.verified_id().is_some_and(|id| allowed.contains(id))
+        })
+    }
+
+    /// How senders are verified (§13.7): the account token position and
+    /// import renames the deployment puts between callers and this agent
+    /// (§13.7.1), the replay window and the nonce set's bound. Default:
+    /// arrival subject equality, 30 s window.
+    pub fn verifier(mut self, config: VerifierConfig) -> Self {
+        self.verifier = config;
+        self
+    }
+
+    /// Adds a request interceptor; several run in the order they were
+    /// added. See [`RequestInterceptor`].
+    pub fn interceptor(mut self, interceptor: impl RequestInterceptor) -> Self {
+        self.hooks.interceptors.push(Arc::new(interceptor));
+        self
+    }
+
     /// Registers the service and starts serving `agent` on `nats`.
     pub async fn start(self, nats: async_nats::Client, agent: impl Agent) -> Result<RunningAgent> {
         let identity = nap_proto::Identity::new(
@@ -228,14 +346,25 @@ impl AgentServiceBuilder {
             limits.max_payload = ByteSize::new(server_max);
         }
 
+        let prompt_subject = self
+            .prompt_subject
+            .clone()
+            .unwrap_or_else(|| identity.subject(Verb::Prompt).to_string());
+
+        // §13.4, §13.10: the agent's own identity, when its key can sign.
+        let (signer, registered) = match &self.sender_key {
+            None => (None, None),
+            Some(key) => own_identity(&nats, key, &self.agent, &self.owner, &prompt_subject).await,
+        };
+
         // §3.1, §3.2: name, version, description, required metadata.
         let registration = Registration {
             agent: self.agent.clone(),
             owner: self.owner.clone(),
             session: self.session.clone(),
             limits,
-            min_sender_trust: nap_proto::identity::MinSenderTrust::Any,
-            identity: None,
+            min_sender_trust: self.min_sender_trust,
+            identity: registered.clone(),
         };
         let metadata = registration.service_metadata(&self.metadata);
         let description = self
@@ -250,11 +379,8 @@ impl AgentServiceBuilder {
             .await
             .map_err(|source| Error::Register { source })?;
 
-        // §2.1, §3.3: `prompt` in queue group "agents" with its capability metadata.
-        let prompt_subject = self
-            .prompt_subject
-            .clone()
-            .unwrap_or_else(|| identity.subject(Verb::Prompt).to_string());
+        // §2.1, §3.3, §13.9: `prompt` in queue group "agents" with its
+        // capability metadata and sender requirement.
         let prompt_endpoint = service
             .endpoint_builder()
             .name(Verb::Prompt.as_str())
@@ -301,6 +427,11 @@ impl AgentServiceBuilder {
         let abandon = CancellationToken::new();
         let tracker = TaskTracker::new();
         let permits = Arc::new(Semaphore::new(self.max_concurrent));
+        let admission = Arc::new(Admission::new(
+            self.verifier.clone(),
+            self.min_sender_trust,
+            self.hooks.accept.clone(),
+        ));
 
         tracker.spawn(
             PromptLoop {
@@ -313,21 +444,25 @@ impl AgentServiceBuilder {
                 stopping: stopping.clone(),
                 abandon: abandon.clone(),
                 tracker: tracker.clone(),
+                admission: admission.clone(),
+                interceptors: self.hooks.interceptors.clone().into(),
             }
             .run(prompt_endpoint, self.max_backlog.bytes()),
         );
-        tracker.spawn(serve_status(status_endpoint, beacon.clone()));
+        tracker.spawn(serve_status(status_endpoint, beacon.clone(), admission));
         let heartbeat_subject = identity.subject(Verb::Hb).to_string();
         tracker.spawn(publish_heartbeats(
             nats.clone(),
             heartbeat_subject.clone(),
             beacon,
+            signer,
             stopping.clone(),
         ));
         tracing::info!(%id, subject = %prompt_subject, "agent registered");
 
         Ok(RunningAgent {
             id: id.clone(),
+            identity: registered.map(|r| r.id),
             prompt_subject,
             status_subject,
             heartbeat_subject,
@@ -356,6 +491,7 @@ impl AgentServiceBuilder {
 #[must_use = "dropping a RunningAgent stops serving; keep it, or call stop().await"]
 pub struct RunningAgent {
     id: String,
+    identity: Option<AgentId>,
     prompt_subject: String,
     status_subject: String,
     heartbeat_subject: String,
@@ -419,6 +555,13 @@ impl RunningAgent {
     /// The service id: this instance's `instance_id` (§3.4, §8.3).
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The agent ID this instance registered and signs its heartbeats with
+    /// (§13.10, §13.11); `None` when it has no key, or its key could not
+    /// sign at start.
+    pub fn identity(&self) -> Option<&AgentId> {
+        self.identity.as_ref()
     }
 
     /// The subject prompts arrive on.
@@ -496,8 +639,17 @@ pub async fn shutdown_signal() -> std::io::Result<()> {
 }
 
 /// §8.7: a fresh heartbeat-shaped reply per request; the body is ignored.
-async fn serve_status(mut endpoint: async_nats::service::endpoint::Endpoint, beacon: Beacon) {
+/// The sender is classified (§13.7) but never a reason to refuse (§13.9),
+/// and the reply is never signed (§13.11).
+async fn serve_status(
+    mut endpoint: async_nats::service::endpoint::Endpoint,
+    beacon: Beacon,
+    admission: Arc<Admission>,
+) {
     while let Some(request) = endpoint.next().await {
+        let message = &request.message;
+        let headers = header_pairs(message.headers.as_ref());
+        admission.classify_status(message.subject.as_str(), &headers, &message.payload);
         let reply = match beacon.beat(SystemTime::now()) {
             Ok(hb) => Ok(bytes::Bytes::from(hb.encode())),
             // §8.7.1: a failure building the payload is a 500.
@@ -513,11 +665,43 @@ async fn serve_status(mut endpoint: async_nats::service::endpoint::Endpoint, bea
     }
 }
 
-/// §8.1-8.3: beats on the fixed subject, the first one right away.
+/// §13.4, §13.10: learns the connection's agent ID and signs the
+/// registration over the advertised prompt subject. Without a usable
+/// identity the agent serves anyway, without one.
+async fn own_identity(
+    nats: &async_nats::Client,
+    key: &SenderKey,
+    agent: &str,
+    owner: &str,
+    prompt_subject: &str,
+) -> (Option<Arc<SenderSigner>>, Option<RegistrationIdentity>) {
+    let connection = ConnectionIdentity::new(nats.clone(), Some(key.clone()));
+    let signer = match connection.signer().await {
+        Ok(signer) => signer,
+        Err(why) => {
+            tracing::warn!(%why, user = %key.user(), "cannot sign as this agent: serving without a registered identity (no id_sig) and with unsigned heartbeats");
+            return (None, None);
+        }
+    };
+    match RegistrationIdentity::sign(&signer, agent, owner, prompt_subject) {
+        Ok(registered) => {
+            tracing::info!(id = %registered.id, "registering a signed identity (§13.10)");
+            (Some(signer), Some(registered))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not sign the registration: serving without a registered identity");
+            (None, None)
+        }
+    }
+}
+
+/// §8.1-8.3: beats on the fixed subject, the first one right away; with a
+/// signer, each carries a signed `Agent-Sender` header (§13.11).
 async fn publish_heartbeats(
     nats: async_nats::Client,
     subject: String,
     beacon: Beacon,
+    signer: Option<Arc<SenderSigner>>,
     stopping: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(beacon.interval.as_duration());
@@ -528,13 +712,56 @@ async fn publish_heartbeats(
             _ = ticker.tick() => {}
             () = stopping.cancelled() => break,
         }
-        match beacon.beat(SystemTime::now()) {
-            Ok(hb) => {
-                if let Err(e) = nats.publish(subject.clone(), hb.encode().into()).await {
-                    tracing::warn!(%subject, error = %e, "heartbeat not published");
-                }
+        let hb = match beacon.beat(SystemTime::now()) {
+            Ok(hb) => hb,
+            Err(e) => {
+                tracing::warn!(%subject, error = %e, "heartbeat not built");
+                continue;
             }
-            Err(e) => tracing::warn!(%subject, error = %e, "heartbeat not built"),
+        };
+        let payload = bytes::Bytes::from(hb.encode());
+        let sent = match signer
+            .as_deref()
+            .map(|s| signed_beat(s, &subject, &hb, &payload))
+        {
+            Some(Ok(headers)) => {
+                nats.publish_with_headers(subject.clone(), headers, payload)
+                    .await
+            }
+            Some(Err(e)) => {
+                tracing::warn!(%subject, error = %e, "heartbeat not signed; published without Agent-Sender");
+                nats.publish(subject.clone(), payload).await
+            }
+            None => nats.publish(subject.clone(), payload).await,
+        };
+        if let Err(e) = sent {
+            tracing::warn!(%subject, error = %e, "heartbeat not published");
         }
     }
+}
+
+/// The `Agent-Sender` header of one heartbeat (§13.11): `sub` the
+/// heartbeat subject, `ts` the beat's own, a fresh nonce, the signature
+/// over the payload as published.
+fn signed_beat(
+    signer: &SenderSigner,
+    subject: &str,
+    hb: &nap_proto::Heartbeat,
+    payload: &[u8],
+) -> std::result::Result<async_nats::HeaderMap, BeatNotSigned> {
+    // A NUID is 22 characters of [0-9A-Za-z], always a valid nonce.
+    let nonce = Nonce::new(nuid::next().to_string())?;
+    let header = sign_heartbeat(signer, subject, hb, payload, nonce)?;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(SENDER_HEADER, header.encode().as_str());
+    Ok(headers)
+}
+
+/// Why a heartbeat went out without its header.
+#[derive(Debug, thiserror::Error)]
+enum BeatNotSigned {
+    #[error("nonce: {0}")]
+    Nonce(#[from] nap_proto::identity::NonceError),
+    #[error(transparent)]
+    Sign(#[from] nap_proto::identity::HeartbeatSignError),
 }

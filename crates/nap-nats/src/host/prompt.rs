@@ -1,6 +1,7 @@
 //! Serving the `prompt` endpoint: read each request with the sans-IO
 //! [`AgentStream`] (§5.3, §5.4, §6.4), refuse at once what cannot be served
-//! (`400`, `429`), and run the agent for the rest, with keep-alives, until
+//! (`400`, `401`/`403` on identity grounds, §13.7, `429`), and run the
+//! request interceptors and the agent for the rest, with keep-alives, until
 //! the error signal (§9.3) and the terminator (§6.5).
 //!
 //! No request is ever dropped unanswered. The NATS client drops messages
@@ -13,16 +14,19 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::service::Request as ServiceRequest;
 use futures::{FutureExt, StreamExt};
-use nap_agent::{Agent, Instance, Request, Responder, Transport};
+use nap_agent::{Agent, AgentError, Instance, Request, Responder, Transport};
+use nap_proto::identity::SenderRejection;
 use nap_proto::{AgentStream, PromptLimits, ServiceError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::admission::{Admission, header_pairs};
+use super::intercept::{Decision, Outcome, RequestInterceptor, amend};
 use super::transport::ReplyStream;
 use crate::client::{now, sleep_until};
 
@@ -40,6 +44,10 @@ pub(super) struct PromptLoop {
     /// end with a `500` (and the terminator) instead of being cut off.
     pub(super) abandon: CancellationToken,
     pub(super) tracker: TaskTracker,
+    /// The identity gate (§13.7, §13.9, §13.7.3), shared with `status`.
+    pub(super) admission: Arc<Admission>,
+    /// Run around every admitted prompt, in order.
+    pub(super) interceptors: Arc<[Arc<dyn RequestInterceptor>]>,
 }
 
 impl PromptLoop {
@@ -96,6 +104,12 @@ impl PromptLoop {
     /// Reads one request (§5.3, §5.4, §6.4) and starts serving it, or
     /// returns the stream of a refused request (ack, error and terminator
     /// queued) for the caller to publish. Never waits.
+    ///
+    /// The order of the checks: the `ack` (§6.4: first, rejections
+    /// included); the sender (§13.7: `400` for a malformed header, `401`
+    /// for a failing signature, or when the endpoint requires `signed`,
+    /// §13.9, and `403`/`401` when the acceptance hook refuses, §13.7.3);
+    /// the envelope (§5.3, §5.4: `400`); then capacity (`429`).
     fn accept(self: &Arc<Self>, service_request: ServiceRequest) -> Option<Arc<ReplyStream>> {
         let Some(reply) = service_request.message.reply.clone() else {
             tracing::debug!(subject = %service_request.message.subject, "prompt without a reply subject ignored");
@@ -103,18 +117,43 @@ impl PromptLoop {
         };
         let at = now();
         let mut machine = AgentStream::new(at, self.keepalive);
-        // §5.3, §5.4: the machine queues the ack, and 400 for a bad request.
-        let envelope = machine.handle_request(at, &service_request.message.payload, self.limits);
-        let permit = match &envelope {
-            Err(e) => {
-                tracing::debug!(error = %e, "prompt rejected");
+        let message = &service_request.message;
+        let subject = message.subject.to_string();
+        let headers = header_pairs(message.headers.as_ref());
+        // §6.4: the ack first, before a rejection too.
+        machine.open(at);
+        let accepted = match self
+            .admission
+            .admit_prompt(&subject, &headers, &message.payload)
+        {
+            Err(rejection) => {
+                match &rejection {
+                    SenderRejection::Failed(_) => {
+                        tracing::warn!(%rejection, %subject, "prompt refused: Agent-Sender verification failed")
+                    }
+                    _ => {
+                        tracing::debug!(%rejection, %subject, "prompt refused on identity grounds")
+                    }
+                }
+                machine.finish(at, Some(rejection.to_service_error()));
                 None
             }
-            Ok(_) if self.stopping.is_cancelled() => {
+            // §5.3, §5.4: the machine queues 400 for a bad request.
+            Ok(sender) => match machine.handle_request(at, &message.payload, self.limits) {
+                Err(e) => {
+                    tracing::debug!(error = %e, "prompt rejected");
+                    None
+                }
+                Ok(envelope) => Some((sender, envelope)),
+            },
+        };
+        let permit = match &accepted {
+            None => None,
+            Some(_) if self.stopping.is_cancelled() => {
                 machine.finish(at, Some(ServiceError::stopping()));
                 None
             }
-            Ok(_) => match self.permits.clone().try_acquire_owned() {
+            Some(_) => match self.permits.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
                     machine.finish(at, Some(ServiceError::busy()));
@@ -122,7 +161,7 @@ impl PromptLoop {
                 }
             },
         };
-        let (Ok(envelope), Some(permit)) = (envelope, permit) else {
+        let (Some((sender, envelope)), Some(permit)) = (accepted, permit) else {
             return Some(ReplyStream::new(
                 self.client.clone(),
                 service_request,
@@ -130,27 +169,17 @@ impl PromptLoop {
                 machine,
             ));
         };
-        let headers: Vec<(String, String)> = service_request
-            .message
-            .headers
-            .as_ref()
-            .map(|h| {
-                h.iter()
-                    .flat_map(|(k, vs)| vs.iter().map(move |v| (k.to_string(), v.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let subject = service_request.message.subject.to_string();
         let stream = ReplyStream::new(self.client.clone(), service_request, reply, machine);
         let request = Request {
             envelope,
             instance: self.instance.clone(),
             subject,
             headers,
+            sender,
         };
         let this = self.clone();
         self.tracker
-            .spawn(async move { this.serve(request, stream, permit).await });
+            .spawn(async move { this.serve(request, stream, permit, at).await });
         None
     }
 
@@ -159,6 +188,7 @@ impl PromptLoop {
         request: Request,
         stream: Arc<ReplyStream>,
         _permit: OwnedSemaphorePermit,
+        accepted_at: Instant,
     ) {
         // §6.4: the ack before any work.
         if let Err(e) = stream.flush().await {
@@ -166,12 +196,50 @@ impl PromptLoop {
         }
         let responder = Responder::new(stream.clone() as Arc<dyn Transport>);
         let agent = self.agent.clone();
-        // The agent's future lives in this block only: when it is abandoned
-        // it is dropped here, releasing the stream if it was suspended in
-        // the middle of a send, before the stream is finished below.
+        let interceptors = &self.interceptors[..];
+        // What the interceptors' `after` hooks see, and how many `before`
+        // hooks ran; both outlive the turn's future.
+        let mut seen: Option<Request> = None;
+        let mut ran = 0usize;
+        // The turn's future lives in this block only: when it is abandoned
+        // it is dropped here, releasing the stream if the agent was
+        // suspended in the middle of a send, before the stream is finished
+        // below.
         let outcome = {
-            let work = AssertUnwindSafe(async move { agent.prompt(request, responder).await })
-                .catch_unwind();
+            let seen = &mut seen;
+            let ran = &mut ran;
+            let work = async move {
+                let mut request = request;
+                for interceptor in interceptors {
+                    *ran += 1;
+                    match AssertUnwindSafe(interceptor.before(&request))
+                        .catch_unwind()
+                        .await
+                    {
+                        Ok(Decision::Pass) => {}
+                        Ok(Decision::Amend(fields)) => amend(&mut request, fields),
+                        Ok(Decision::Refuse(error)) => {
+                            *seen = Some(request);
+                            return Turn::Refused(error);
+                        }
+                        Err(panic) => {
+                            tracing::error!(panic = %panic_text(&*panic), "request interceptor panicked");
+                            *seen = Some(request);
+                            return Turn::Refused(ServiceError::agent_failed());
+                        }
+                    }
+                }
+                if !interceptors.is_empty() {
+                    *seen = Some(request.clone());
+                }
+                match AssertUnwindSafe(agent.prompt(request, responder))
+                    .catch_unwind()
+                    .await
+                {
+                    Ok(result) => Turn::Answered(result),
+                    Err(panic) => Turn::Panicked(panic_text(&*panic)),
+                }
+            };
             tokio::pin!(work);
             loop {
                 let due = stream.keepalive_due();
@@ -184,15 +252,18 @@ impl PromptLoop {
                 }
             }
         };
+        let agent_ran = !matches!(outcome, Some(Turn::Refused(_)));
         let error = match outcome {
-            Some(Ok(Ok(()))) => None,
-            Some(Ok(Err(e))) => Some(e.service_error().clone()),
-            Some(Err(panic)) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_owned());
+            Some(Turn::Answered(Ok(()))) => None,
+            Some(Turn::Answered(Err(e))) => Some(e.service_error().clone()),
+            Some(Turn::Refused(error)) => {
+                tracing::debug!(
+                    code = error.code.as_u16(),
+                    "prompt refused by an interceptor"
+                );
+                Some(error)
+            }
+            Some(Turn::Panicked(what)) => {
                 tracing::error!(panic = %what, "agent panicked");
                 Some(ServiceError::agent_failed())
             }
@@ -201,8 +272,42 @@ impl PromptLoop {
                 Some(ServiceError::shut_down())
             }
         };
+        if let Some(request) = &seen {
+            let outcome = Outcome {
+                error: error.clone(),
+                agent_ran,
+                elapsed: now().saturating_duration_since(accepted_at),
+            };
+            for interceptor in interceptors[..ran].iter().rev() {
+                if let Err(panic) = AssertUnwindSafe(interceptor.after(request, &outcome))
+                    .catch_unwind()
+                    .await
+                {
+                    tracing::error!(panic = %panic_text(&*panic), "request interceptor panicked after the turn");
+                }
+            }
+        }
         stream.finish(error).await;
     }
+}
+
+/// How the interceptors and the agent ended a turn.
+enum Turn {
+    /// The agent returned.
+    Answered(Result<(), AgentError>),
+    /// An interceptor refused the request before the agent saw it.
+    Refused(ServiceError),
+    /// The agent panicked, with this message.
+    Panicked(String),
+}
+
+/// The message of a caught panic.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
 /// Sleeps until the keep-alive is due, or forever without one.
