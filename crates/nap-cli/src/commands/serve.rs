@@ -130,17 +130,16 @@ impl HostArgs {
         for (name, value) in &self.metadata {
             builder = builder.metadata(name, value);
         }
-        // TODO(lead): the host's §13 builder methods (wip-host) are not on
-        // this branch yet. Once merged, replace the refusal below with:
-        //     if let Some(key) = key { builder = builder.sender_key(key.clone()); }
-        //     if let Some(trust) = self.min_sender_trust { builder = builder.min_sender_trust(trust); }
-        //     if !self.accept_sender.is_empty() { builder = builder.accept_senders(self.accept_sender.clone()); }
-        let _signs_later = key;
-        if self.min_sender_trust == Some(MinSenderTrust::Signed) || !self.accept_sender.is_empty() {
-            return Err(Failure::usage(
-                "--min-sender-trust signed and --accept-sender need the host's sender \
-                 verification (§13.7), which this build of nap does not have yet",
-            ));
+        // §13: with a key the agent registers its identity and signs its
+        // heartbeats; verification needs no key.
+        if let Some(key) = key {
+            builder = builder.sender_key(key.clone());
+        }
+        if let Some(trust) = self.min_sender_trust {
+            builder = builder.min_sender_trust(trust);
+        }
+        if !self.accept_sender.is_empty() {
+            builder = builder.accept_senders(self.accept_sender.clone());
         }
         Ok(builder)
     }
