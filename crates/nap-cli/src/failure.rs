@@ -82,8 +82,9 @@ impl Failure {
             // §13.9: one line naming the chapter and the remedy.
             Some(Error::SignatureRequired { subject, reason }) => {
                 eprintln!(
-                    "nap: {subject} accepts only signed requests (§13.9); connect with an NKEY \
-                     user (--nkey FILE) or a credentials file (--creds FILE) to sign (§13): {reason}"
+                    "nap: {subject} accepts only signed requests (§13.9) and {reason}; connect \
+                     as an NKEY user (--nkey FILE) or with a credentials file (--creds FILE) to \
+                     sign (§13)"
                 );
             }
             Some(Error::Remote(remote)) => {

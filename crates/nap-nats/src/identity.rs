@@ -224,7 +224,7 @@ fn is_user_info_denial(text: &str) -> bool {
 #[non_exhaustive]
 pub enum CannotSign {
     /// No seed was given: connect with an NKEY user or a credentials file.
-    #[error("this connection holds no user seed (connect with an NKEY seed or a credentials file)")]
+    #[error("this connection holds no user seed")]
     NoKey,
     /// The connection has no identity, or nap does not know it (§13.4).
     #[error("this connection's identity is {0}")]
