@@ -9,6 +9,28 @@
 //! and later). An unknown identity is asked for again after a short
 //! interval, and again after every reconnect.
 //!
+//! # What identity does not give you (§13.12)
+//!
+//! - **It trusts the server.** Connecting signs a nonce the server picks
+//!   with the same seed that signs `Agent-Sender`; a server you should not
+//!   trust (or anyone between you and it, without TLS) can pick a signed
+//!   input of its choosing and get back a signature good for the replay
+//!   window. Use identity only over TLS to a server whose certificate the
+//!   client verifies (`tls_required`, a CA, `--tlsca`).
+//! - **It proves the caller, not the responder.** `id_sig` proves who
+//!   registered an agent; any connection of that account allowed to
+//!   subscribe to the prompt subject can join the `agents` queue group and
+//!   answer. Account isolation and subject permissions remain the defence.
+//! - **It is not confidentiality.** Payloads are protected by TLS and
+//!   account isolation, not by signatures.
+//! - **Only `user` is proven** (§13.7.2): `account` is the signer's word.
+//!   Grant nothing on it without evidence from elsewhere.
+//! - **Nonces are per instance.** Instances behind one queue group do not
+//!   share their nonce sets, and a restart empties one; the replay window
+//!   (30 s by default) bounds both.
+//! - **Show the class.** Wherever an identity reaches a person, print its
+//!   trust class beside it (`verified`, `claimed`), as nap's CLI does.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use nap_nats::identity::{ConnectionIdentity, SenderKey};

@@ -605,3 +605,29 @@ fn header_bytes_count_toward_max_payload() {
     let value = "x".repeat(373);
     assert_eq!(header_wire_len(&value), 401);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+        /// Arbitrary bytes, read as the text a header value or subject
+        /// token would carry, never make a reader panic.
+        #[test]
+        fn readers_never_panic_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = AgentId::parse(&text);
+            let _ = SenderHeader::decode(&text);
+            let _ = from_user_info(&bytes);
+            let _ = identity_from_jwt(&text);
+            let _ = Credentials::parse(&text);
+            let mut verifier = SenderVerifier::default();
+            let _ = verifier.classify(t0(), SUBJECT, [text.as_ref()], &bytes);
+            let _ = verify_stored(SUBJECT, [text.as_ref()], &bytes, &SubjectPolicy::default());
+            let metadata = json!({"user_nkey": text, "account": text, "id_sig": text});
+            let _ = RegisteredIdentity::read(metadata.as_object().unwrap(), "a", "o", SUBJECT);
+        }
+    }
+}

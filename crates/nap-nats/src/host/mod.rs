@@ -26,7 +26,8 @@
 //! ([`AgentServiceBuilder::accept_sender`]) refuses with `403` or `401`
 //! (§13.7.3). A `status` request is always answered (§13.9). With
 //! [`AgentServiceBuilder::sender_key`], the instance registers its own
-//! signed identity (§13.10) and signs its heartbeats (§13.11).
+//! signed identity (§13.10) and signs its heartbeats (§13.11). What this
+//! does and does not prove is listed in [`crate::identity`] (§13.12).
 //! [`RequestInterceptor`]s run around each admitted prompt.
 
 mod admission;
