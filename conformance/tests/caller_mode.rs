@@ -8,20 +8,20 @@ use std::path::PathBuf;
 use nap_conformance::Outcome;
 use nap_conformance::caller::{self, CallerOptions};
 
-/// The `ask` binary of nap-examples, built when missing.
+/// The `ask` binary of nap-examples, built first.
 fn ask() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
     let ask = dir.join("ask");
-    if !ask.exists() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-q", "-p", "nap-examples", "--bin", "ask"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "cannot build the ask example");
-    }
+    // Always built: cargo makes it a no-op when it is fresh, and a stale
+    // binary would test old code.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "-q", "-p", "nap-examples", "--bin", "ask"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot build ask");
     ask
 }
 
@@ -34,8 +34,8 @@ async fn nap_ask_is_a_compliant_caller() {
     let report = caller::run(&CallerOptions::new(command)).await.unwrap();
     let failed = common::failed(&report);
     assert!(failed.is_empty(), "{}", report.json());
-    // `ask` takes no key: it does not implement §13, and the CID cases say so.
-    assert_identity_cases(&report, Outcome::Skip);
+    // With NATS_NKEY it signs, and it refuses what it cannot sign.
+    assert_identity_cases(&report, Outcome::Pass);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,5 +66,33 @@ fn assert_identity_cases(report: &nap_conformance::Report, outcome: Outcome) {
     for id in ["CID-001", "CID-002", "CID-003", "CID-004"] {
         let verdict = report.get(id).unwrap();
         assert_eq!(verdict.outcome, expected, "{id}: {}", verdict.reason);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_ignores_its_seed_does_not_implement_identity() {
+    // The Python caller with NATS_NKEY removed: it connects without a key
+    // and sends no Agent-Sender, so the CID cases are skipped, not failed.
+    let command = format!(
+        "env -u NATS_NKEY {} {} --server {{server}} --subject {{subject}} --timeout {{timeout}} --answer {{answer}} {{prompt}}",
+        common::python().display(),
+        common::script("caller.py").display()
+    );
+    let mut options = CallerOptions::new(command);
+    options.only = ["CID-001", "CID-002", "CID-003", "CID-004"]
+        .map(str::to_owned)
+        .to_vec();
+    let report = caller::run(&options).await.unwrap();
+    assert_identity_cases(&report, Outcome::Skip);
+    if caller::identity::identity_capable_server().is_some() {
+        assert!(
+            report
+                .get("CID-001")
+                .unwrap()
+                .reason
+                .contains("does not implement §13"),
+            "{}",
+            report.json()
+        );
     }
 }

@@ -24,20 +24,20 @@ const SID: [&str; 13] = [
     "SID-009", "SID-010", "SID-011", "SID-012", "SID-013",
 ];
 
-/// The `nap` binary, built when missing.
+/// The `nap` binary, built first.
 fn nap() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
     let nap = dir.join("nap");
-    if !nap.exists() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-q", "-p", "nap-cli", "--bin", "nap"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "cannot build nap");
-    }
+    // Always built: cargo makes it a no-op when it is fresh, and a stale
+    // binary would test old code.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "-q", "-p", "nap-cli", "--bin", "nap"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot build nap");
     nap
 }
 

@@ -54,10 +54,25 @@ impl Users {
         )
     }
 
-    /// The Debian server (2.9), which has no `$SYS.REQ.USER.INFO`.
+    /// The server of this run (Debian's 2.9 or the current one).
     fn server(&self) -> NatsServer {
         NatsServerBuilder::new()
             .extra_config(self.config())
+            .start()
+            .unwrap()
+    }
+
+    /// A server of this run where the host user may not publish to `$SYS.>`,
+    /// so that it cannot learn who it is on any version (§13.4: unknown).
+    fn server_hiding_identity(&self) -> NatsServer {
+        let config = format!(
+            "authorization {{ users: [ {{nkey: {}, permissions: {{ publish: {{ deny: [\"$SYS.>\"] }} }} }}, {{nkey: {}}}, {{nkey: {}}} ] }}",
+            self.host.public_key(),
+            self.alice.public_key(),
+            self.bob.public_key()
+        );
+        NatsServerBuilder::new()
+            .extra_config(config)
             .start()
             .unwrap()
     }
@@ -576,10 +591,10 @@ async fn heartbeats_get_a_fresh_nonce_each() {
 
 #[tokio::test]
 async fn without_a_known_identity_the_agent_serves_unsigned_and_still_verifies() {
-    // nats-server 2.9 does not answer `$SYS.REQ.USER.INFO`: the identity
-    // is unknown (§13.4), so there is nothing to register or sign with.
+    // The host may not ask `$SYS.REQ.USER.INFO` (nor could it on 2.9): its
+    // identity is unknown (§13.4), so there is nothing to register or sign with.
     let users = Users::new();
-    let server = users.server();
+    let server = users.server_hiding_identity();
     let key = SenderKey::from_seed(&seed(&users.host)).unwrap();
     let host = connect_host(&server, &key).await;
     let caller = connect_as(&server, &users.alice).await;

@@ -4,6 +4,9 @@
 //! cargo run -p nap-examples --bin ask -- --owner alice --name demo "hello"
 //! ```
 //!
+//! With `--nkey FILE` (`NATS_NKEY`) or `--creds FILE` (`NATS_CREDS`) it
+//! connects as that user and signs every request (§13.6).
+//!
 //! Exit status: 0 on success; 1 when the agent answered with an error (code
 //! and description on stderr); 2 when no agent matched or NATS is
 //! unreachable; 3 when the stream broke (timeout, protocol violation).
@@ -16,6 +19,7 @@ use std::time::Duration;
 use clap::Parser;
 use futures::StreamExt;
 use nap_examples::{init_logging, server_url};
+use nap_nats::identity::SenderKey;
 use nap_nats::{Client, Error, Event};
 use nap_proto::{Attachment, DiscoveryFilter, Envelope};
 
@@ -46,6 +50,12 @@ struct Args {
     /// Attach a file (repeatable).
     #[arg(long = "attach")]
     attachments: Vec<PathBuf>,
+    /// Connect as the NKEY user of this seed file, and sign with it (§13).
+    #[arg(long, env = "NATS_NKEY", conflicts_with = "creds")]
+    nkey: Option<PathBuf>,
+    /// Connect with this credentials file, and sign with its seed (§13).
+    #[arg(long, env = "NATS_CREDS")]
+    creds: Option<PathBuf>,
     /// The prompt.
     text: String,
 }
@@ -65,11 +75,28 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), (u8, String)> {
     let url = server_url(args.server.clone());
-    let nats = nap_nats::connect_options()
+    let key = match (&args.nkey, &args.creds) {
+        (Some(path), _) => Some(SenderKey::from_seed_file(path)),
+        (_, Some(path)) => Some(SenderKey::from_creds_file(path)),
+        _ => None,
+    }
+    .transpose()
+    .map_err(|e| (2, e.to_string()))?;
+    let options = match &key {
+        Some(key) => key
+            .apply(nap_nats::connect_options())
+            .map_err(|e| (2, e.to_string()))?,
+        None => nap_nats::connect_options(),
+    };
+    let nats = options
         .connect(&url)
         .await
         .map_err(|e| (2, format!("cannot connect to {url}: {e}")))?;
-    let client = Client::new(nats).await.map_err(|e| (2, e.to_string()))?;
+    let mut builder = Client::builder(nats);
+    if let Some(key) = key {
+        builder = builder.sender_key(key);
+    }
+    let client = builder.build().await.map_err(|e| (2, e.to_string()))?;
     let filter = DiscoveryFilter {
         agent: args.agent.clone(),
         owner: args.owner.clone(),
