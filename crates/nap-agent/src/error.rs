@@ -62,18 +62,45 @@ impl From<ServiceError> for AgentError {
     }
 }
 
+/// The error a transport reported, shared so that errors stay `Clone`.
+pub type TransportError = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// A chunk could not be sent.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SendError {
     /// The stream is already terminated; nothing may follow the terminator (§6.5).
     #[error("the response stream is already closed (§6.5)")]
     Closed,
     /// The transport failed to publish.
-    #[error("could not publish the chunk: {reason}")]
+    #[error("could not publish the chunk: {source}")]
     Transport {
         /// What the transport reported.
-        reason: String,
+        #[source]
+        source: TransportError,
     },
+}
+
+impl SendError {
+    /// A transport failure, keeping the transport's own error as the source.
+    pub fn transport(error: impl std::error::Error + Send + Sync + 'static) -> SendError {
+        SendError::Transport {
+            source: std::sync::Arc::new(error),
+        }
+    }
+}
+
+/// Two send errors are equal when they are the same kind with the same
+/// message (a transport's error has no equality of its own).
+impl PartialEq for SendError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (SendError::Closed, SendError::Closed) => true,
+            (SendError::Transport { source: a }, SendError::Transport { source: b }) => {
+                a.to_string() == b.to_string()
+            }
+            _ => false,
+        }
+    }
 }
 
 impl From<SendError> for AgentError {
@@ -83,7 +110,7 @@ impl From<SendError> for AgentError {
 }
 
 /// A mid-stream query (§7) got no usable answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum QueryError {
     /// The caller did not reply within the agent's timeout (§7.3).
     #[error("the caller did not answer within {timeout:?} (§7.3)")]
@@ -92,10 +119,11 @@ pub enum QueryError {
         timeout: Duration,
     },
     /// The caller's reply is not a valid envelope (§7.2).
-    #[error("the caller's answer is not a valid envelope: {reason} (§7.2)")]
+    #[error("the caller's answer is not a valid envelope: {source} (§7.2)")]
     BadReply {
         /// Why.
-        reason: String,
+        #[source]
+        source: std::sync::Arc<nap_proto::EnvelopeError>,
     },
     /// The query could not be sent.
     #[error(transparent)]
@@ -103,6 +131,22 @@ pub enum QueryError {
     /// This responder cannot ask questions (for example a collector without answers).
     #[error("this responder cannot ask the caller questions")]
     Unsupported,
+}
+
+/// Two query errors are equal when they are the same kind with the same
+/// message.
+impl PartialEq for QueryError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (QueryError::TimedOut { timeout: a }, QueryError::TimedOut { timeout: b }) => a == b,
+            (QueryError::BadReply { source: a }, QueryError::BadReply { source: b }) => {
+                a.to_string() == b.to_string()
+            }
+            (QueryError::Send(a), QueryError::Send(b)) => a == b,
+            (QueryError::Unsupported, QueryError::Unsupported) => true,
+            _ => false,
+        }
+    }
 }
 
 impl From<QueryError> for AgentError {

@@ -36,7 +36,7 @@ mod request;
 mod responder;
 
 pub use agent::{Agent, FnAgent, agent_fn};
-pub use error::{AgentError, QueryError, SendError};
+pub use error::{AgentError, QueryError, SendError, TransportError};
 pub use request::{Instance, Request};
 pub use responder::{Collected, Responder, Transport};
 

@@ -180,9 +180,7 @@ impl ReplyStream {
                 Ok(())
             }
         };
-        sent.map_err(|e| SendError::Transport {
-            reason: e.to_string(),
-        })
+        sent.map_err(SendError::transport)
     }
 }
 
@@ -213,9 +211,7 @@ impl Transport for ReplyStream {
             .client
             .subscribe(reply_subject.clone())
             .await
-            .map_err(|e| SendError::Transport {
-                reason: e.to_string(),
-            })?;
+            .map_err(SendError::transport)?;
         let query = Chunk::Query(Query {
             id: nuid::next().to_string(),
             reply_subject,
@@ -229,7 +225,7 @@ impl Transport for ReplyStream {
         let _ = answers.unsubscribe().await;
         match answer {
             Ok(Some(msg)) => Envelope::decode(&msg.payload).map_err(|e| QueryError::BadReply {
-                reason: e.to_string(),
+                source: std::sync::Arc::new(e),
             }),
             Ok(None) => Err(QueryError::Send(SendError::Closed)),
             Err(_) => Err(QueryError::TimedOut { timeout }),
