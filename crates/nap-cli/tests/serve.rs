@@ -6,7 +6,7 @@ mod support;
 
 use nap_testkit::NatsServer;
 use serde_json::Value;
-use support::{assert_exit, run, stderr, stdout};
+use support::{assert_exit, output, run, stderr, stdout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_exec_streams_a_shell_command_and_reports_its_failures() {
@@ -272,4 +272,39 @@ async fn sigterm_with_prompts_in_flight_ends_every_stream() {
         }
         assert_eq!(text.trim_end(), format!("p{i}"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_llm_agent_keeps_one_conversation_per_chat_not_per_agent() {
+    // The offline model repeats what the conversation said earlier, so the
+    // reply shows whose memory it was given.
+    let server = NatsServer::start().unwrap();
+    let url = server.url();
+    let (_llm, _) = support::serve(&url, &["llm", "--owner", "mem", "--name", "bot"]).await;
+    let first = output(
+        support::nap(["--server", &url, "chat", "mem/bot"]),
+        "my name is Ada\nwhat is my name?\n",
+    )
+    .await;
+    assert_exit(&first, 0);
+    assert!(
+        stdout(&first).contains("Earlier in this conversation you said: \"my name is Ada\""),
+        "the second line continues the first: {}",
+        stdout(&first)
+    );
+    // Another caller's chat starts afresh, and so does a plain prompt.
+    let second = output(
+        support::nap(["--server", &url, "chat", "mem/bot"]),
+        "what is my name?\n",
+    )
+    .await;
+    assert_exit(&second, 0);
+    assert!(!stdout(&second).contains("Ada"), "{}", stdout(&second));
+    let prompt = output(
+        support::nap(["--server", &url, "prompt", "mem/bot", "what is my name?"]),
+        "",
+    )
+    .await;
+    assert_exit(&prompt, 0);
+    assert!(!stdout(&prompt).contains("Ada"), "{}", stdout(&prompt));
 }

@@ -33,8 +33,10 @@ pub const DEFAULT_MAX_ROUNDS: usize = 8;
 /// without tools. If it still asks for tools after `max_rounds` rounds, the
 /// prompt fails with `500` and error `too_many_tool_rounds`.
 ///
-/// The session key is the envelope's unknown field `session` (§5.6) when
-/// present, else the serving instance's session, else its name.
+/// Conversations are kept per caller ([`session_key`]): per verified
+/// sender (§13.7) when the request carries one, else per the envelope's
+/// `session` field (§5.6) when the caller sets one, and otherwise not at
+/// all, so that one caller never reads another's conversation.
 #[derive(Clone)]
 pub struct LlmAgent {
     llm: Arc<dyn Llm>,
@@ -174,18 +176,33 @@ impl LlmAgentBuilder {
     }
 }
 
-/// The conversation a request belongs to: the envelope's unknown field
-/// `session` (§5.6), else the serving instance's session, else its name.
-pub fn session_key(request: &Request) -> String {
-    match request.envelope.extra.get("session") {
-        Some(Value::String(s)) if !s.is_empty() => return s.clone(),
-        Some(Value::Null) | Some(Value::String(_)) | None => {}
-        Some(other) => return other.to_string(),
+/// The envelope field (§5.6) a caller sets to continue a conversation
+/// across prompts when it has no verified identity.
+pub const SESSION_FIELD: &str = "session";
+
+/// The conversation a request belongs to, `None` for none:
+///
+/// 1. a verified sender (§13.7) has its own: `verified:{agent id}`, or
+///    `verified:{agent id}/{session}` when it also sets the `session` field,
+///    so one caller can keep several;
+/// 2. otherwise the envelope's `session` field (§5.6), when set: `session:{value}`.
+///    The field is only a name, so anyone who knows it continues that
+///    conversation; callers that need privacy should sign;
+/// 3. otherwise none: the prompt is answered without memory, and nothing is
+///    kept. The serving instance is never the key, since every caller of
+///    one instance would then share one conversation.
+pub fn session_key(request: &Request) -> Option<String> {
+    let field = match request.envelope.extra.get(SESSION_FIELD) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::Null) | Some(Value::String(_)) | None => None,
+        Some(other) => Some(other.to_string()),
+    };
+    match (request.sender().verified_id(), field) {
+        (Some(id), Some(field)) => Some(format!("verified:{id}/{field}")),
+        (Some(id), None) => Some(format!("verified:{id}")),
+        (None, Some(field)) => Some(format!("session:{field}")),
+        (None, None) => None,
     }
-    request
-        .session()
-        .unwrap_or(&request.instance.name)
-        .to_owned()
 }
 
 /// A failure of one prompt: the model's or the responder's.
@@ -211,9 +228,12 @@ impl LlmAgent {
         &self,
         request: &Request,
         responder: &Responder,
-        session: &str,
+        session: Option<&str>,
     ) -> Result<(), TurnError> {
-        let history = self.memory.load(session).await?;
+        let history = match session {
+            Some(session) => self.memory.load(session).await?,
+            None => Vec::new(),
+        };
         let mut turn = vec![Message::user_with_attachments(
             request.prompt(),
             request.attachments(),
@@ -249,7 +269,9 @@ impl LlmAgent {
             let calls: Vec<ToolCall> = completion.message.tool_calls().cloned().collect();
             turn.push(completion.message);
             if calls.is_empty() {
-                self.memory.append(session, turn).await?;
+                if let Some(session) = session {
+                    self.memory.append(session, turn).await?;
+                }
                 return Ok(());
             }
             if round > self.max_rounds {
@@ -278,11 +300,11 @@ impl Agent for LlmAgent {
         let span = tracing::info_span!(
             "llm.agent",
             model = self.llm.model(),
-            session = %session,
+            session = session.as_deref().unwrap_or("-"),
             tools = self.tools.len(),
         );
         match self
-            .turn(&request, &responder, &session)
+            .turn(&request, &responder, session.as_deref())
             .instrument(span)
             .await
         {

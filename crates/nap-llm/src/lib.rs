@@ -41,7 +41,8 @@ pub mod tools;
 mod trace;
 
 pub use agent::{
-    DEFAULT_MAX_ROUNDS, DEFAULT_SYSTEM_PROMPT, LlmAgent, LlmAgentBuilder, session_key,
+    DEFAULT_MAX_ROUNDS, DEFAULT_SYSTEM_PROMPT, LlmAgent, LlmAgentBuilder, SESSION_FIELD,
+    session_key,
 };
 pub use config::{
     ENV_ANTHROPIC_KEY, ENV_BASE_URL, ENV_MODEL, ENV_OPENAI_KEY, ENV_PROVIDER, HttpOptions,

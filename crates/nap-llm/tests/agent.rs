@@ -13,6 +13,7 @@ use nap_llm::{
     Message, NoMemory, Offline, Role, StreamEvent, ToolCallDelta, ToolError, Usage, session_key,
     tool_fn, tools,
 };
+use nap_proto::identity::{Account, Nonce, Sender, SenderSigner, SenderTime, VerifiedSender};
 use nap_proto::{Attachment, Chunk, Envelope, StatusCode, StatusToken};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -341,23 +342,82 @@ async fn no_memory_forgets() {
     assert_eq!(llm.seen()[1].messages.len(), 1);
 }
 
+fn verified(seed_of: &nkeys::KeyPair) -> Sender {
+    let signer =
+        SenderSigner::new(&seed_of.seed().unwrap(), Account::new("ACME").unwrap()).unwrap();
+    let header = signer
+        .sign(
+            "agents.prompt.llm.o.n",
+            SenderTime::from_system_time(std::time::SystemTime::now()).unwrap(),
+            Nonce::new("n").unwrap(),
+            b"x",
+        )
+        .unwrap();
+    Sender::Verified(VerifiedSender { header })
+}
+
 #[test]
-fn session_key_prefers_the_envelope_then_the_instance() {
-    assert_eq!(session_key(&in_session("x", Some("env"))), "env");
+fn the_conversation_is_the_callers_never_the_instances() {
+    // No sender, no field: no conversation, whatever the instance.
     let mut request = in_session("x", None);
     request.instance = Arc::new(Instance {
         name: "inst".into(),
         session: Some("meta".into()),
         ..Default::default()
     });
-    assert_eq!(session_key(&request), "meta");
-    request.instance = Arc::new(Instance {
-        name: "inst".into(),
-        ..Default::default()
-    });
-    assert_eq!(session_key(&request), "inst");
+    assert_eq!(session_key(&request), None);
+    // The envelope field names one (a claim, so it is namespaced).
+    assert_eq!(
+        session_key(&in_session("x", Some("env"))).as_deref(),
+        Some("session:env")
+    );
     request.envelope.extra.insert("session".into(), json!(42));
-    assert_eq!(session_key(&request), "42");
+    assert_eq!(session_key(&request).as_deref(), Some("session:42"));
+    // A verified sender has its own, and may keep several.
+    let alice = nkeys::KeyPair::new_user();
+    let sender = verified(&alice);
+    let id = sender.verified_id().unwrap().to_string();
+    let request = in_session("x", None).with_sender(sender.clone());
+    assert_eq!(session_key(&request), Some(format!("verified:{id}")));
+    let request = in_session("x", Some("work")).with_sender(sender);
+    assert_eq!(session_key(&request), Some(format!("verified:{id}/work")));
+}
+
+#[tokio::test]
+async fn each_verified_caller_has_its_own_conversation() {
+    let llm = Scripted::new(vec![
+        Round::Text(vec!["Hello Ada."]),
+        Round::Text(vec!["Hello Bob."]),
+        Round::Text(vec!["You are Ada."]),
+        Round::Text(vec!["You are Bob."]),
+        Round::Text(vec!["I don't know you."]),
+    ]);
+    let agent = LlmAgent::builder(llm.clone()).no_system().build();
+    let (ada, bob) = (nkeys::KeyPair::new_user(), nkeys::KeyPair::new_user());
+    let prompts = [
+        ("I am Ada", Some(&ada)),
+        ("I am Bob", Some(&bob)),
+        ("Who am I?", Some(&ada)),
+        ("Who am I?", Some(&bob)),
+        ("Who am I?", None),
+    ];
+    for (prompt, who) in prompts {
+        let mut request = Request::text(prompt);
+        if let Some(kp) = who {
+            request = request.with_sender(verified(kp));
+        }
+        let (out, _) = Responder::collector();
+        agent.prompt(request, out).await.unwrap();
+    }
+    let seen = llm.seen();
+    let texts = |r: &ChatRequest| r.messages.iter().map(Message::text).collect::<Vec<_>>();
+    assert_eq!(texts(&seen[2]), ["I am Ada", "Hello Ada.", "Who am I?"]);
+    assert_eq!(texts(&seen[3]), ["I am Bob", "Hello Bob.", "Who am I?"]);
+    assert_eq!(
+        texts(&seen[4]),
+        ["Who am I?"],
+        "a caller without identity or session field gets no memory"
+    );
 }
 
 #[tokio::test]

@@ -2,7 +2,11 @@
 //!
 //! TARGET is resolved once; every line goes to that agent's prompt subject
 //! (§4.3), so the conversation stays with the same agent, instance name and
-//! session for its whole length. History and line editing come from
+//! session for its whole length. Every prompt carries the envelope field
+//! `session` (§5.6) with one fresh value per chat, so that an agent that
+//! keeps conversations (nap's `LlmAgent` does, per verified sender or
+//! per this field) continues this one and no other. History and line
+//! editing come from
 //! rustyline; Ctrl-C cancels the reply being streamed (the stream is
 //! dropped, §6.7) or clears the line being typed; Ctrl-D exits.
 
@@ -93,6 +97,8 @@ pub async fn run(conn: Connection, args: ChatArgs) -> Result<(), Failure> {
         agent.prompt_subject()
     );
     let prompt = if interactive { "> " } else { "" };
+    // One conversation per chat (§5.6 extra field; see nap_llm::session_key).
+    let conversation = serde_json::Value::String(nuid::next().to_string());
     loop {
         let text = match read_line(editor.clone(), prompt).await? {
             Line::Text(text) => text,
@@ -112,7 +118,11 @@ pub async fn run(conn: Connection, args: ChatArgs) -> Result<(), Failure> {
         }
         let mut render = Render::new(false, None);
         render.spin(format!("waiting for {}", target::label(&agent)));
-        let stream = match client.prompt_with(&agent, text, options).await {
+        let mut envelope = nap_proto::Envelope::text(text);
+        envelope
+            .extra
+            .insert(nap_llm::SESSION_FIELD.to_owned(), conversation.clone());
+        let stream = match client.prompt_with(&agent, envelope, options).await {
             Ok(stream) => stream,
             Err(error) => {
                 render.stop_spinner();
