@@ -69,6 +69,39 @@ async fn nap_discovers_inspects_and_prompts_a_python_agent() {
         b"hello from python"
     );
 
+    // Saved again: no file is overwritten, and a link planted under the
+    // next name is not written through.
+    std::fs::write(dir.path().join("hello.txt"), "mine").unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let victim = elsewhere.path().join("victim");
+    std::fs::write(&victim, "untouched").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join("hello (1).txt")).unwrap();
+    let save = [
+        "prompt",
+        "pyname",
+        "files",
+        "--save-attachments",
+        dir.path().to_str().unwrap(),
+    ];
+    let out = run(&url, &save).await;
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("hello (2).txt"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(dir.path().join("hello.txt")).unwrap(),
+        b"mine"
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"untouched");
+    assert_eq!(
+        std::fs::read(dir.path().join("hello (2).txt")).unwrap(),
+        b"hello from python"
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(dir.path().join("hello (2).txt"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "saved files are owner-only");
+
     let file = dir.path().join("up.txt");
     std::fs::write(&file, "data").unwrap();
     let out = run(

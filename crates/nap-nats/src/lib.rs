@@ -42,6 +42,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod attachments;
 pub mod client;
 mod error;
 pub mod host;

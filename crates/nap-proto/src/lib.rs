@@ -46,6 +46,7 @@ pub mod chunk;
 pub mod discovery;
 pub mod envelope;
 pub mod error;
+pub mod file_name;
 pub mod heartbeat;
 pub mod identity;
 pub mod json;

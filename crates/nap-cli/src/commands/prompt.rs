@@ -6,13 +6,14 @@
 //! with `nap chat`.
 
 use std::io::{IsTerminal, Read as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Args;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use nap_nats::attachments::AttachmentSaver;
 use nap_nats::{Error, Event, PromptOptions, PromptStream};
 use nap_proto::{Attachment, Chunk, Envelope, ResponseData, StatusToken};
 use rustyline::DefaultEditor;
@@ -43,7 +44,8 @@ pub struct PromptArgs {
     /// Give up when the agent is silent this long, in seconds (§6.6)
     #[arg(long, default_value_t = 60.0, value_name = "SECS")]
     timeout: f64,
-    /// Save attachments of the reply into DIR
+    /// Save attachments of the reply into DIR (created owner-only when
+    /// missing; never overwrites: a taken name gets ` (1)`; at most 64 MiB)
     #[arg(long, value_name = "DIR")]
     save_attachments: Option<PathBuf>,
 }
@@ -216,6 +218,7 @@ impl Asker {
 pub struct Render {
     json: bool,
     save_dir: Option<PathBuf>,
+    saver: Option<AttachmentSaver>,
     spinner: Option<ProgressBar>,
     /// Whether the last text written ended a line (or nothing was written).
     at_line_start: bool,
@@ -227,6 +230,7 @@ impl Render {
         Render {
             json,
             save_dir,
+            saver: None,
             spinner: None,
             at_line_start: true,
         }
@@ -297,13 +301,16 @@ impl Render {
     fn attachment(&mut self, attachment: &Attachment) -> Result<(), Failure> {
         let saved = match &self.save_dir {
             Some(dir) => {
-                let path = dir.join(safe_file_name(&attachment.filename));
-                std::fs::write(&path, &attachment.content).map_err(|e| {
-                    Failure::new(
-                        Status::Usage,
-                        anyhow::Error::new(e).context(format!("cannot save {}", path.display())),
-                    )
-                })?;
+                let saver = match &mut self.saver {
+                    Some(saver) => saver,
+                    None => self.saver.insert(
+                        AttachmentSaver::new(dir)
+                            .map_err(|e| Failure::new(Status::Usage, anyhow::Error::new(e)))?,
+                    ),
+                };
+                let path = saver
+                    .save(attachment)
+                    .map_err(|e| Failure::new(Status::Usage, anyhow::Error::new(e)))?;
                 format!(", saved as {}", path.display())
             }
             None => String::new(),
@@ -346,20 +353,6 @@ impl Render {
             return self.json_line(br#"{"type":"end"}"#);
         }
         self.end_line()
-    }
-}
-
-/// The last component of an attachment's name, so that a name like
-/// `../x` cannot leave the directory it is saved in.
-fn safe_file_name(name: &str) -> String {
-    let base = Path::new(name)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if base.is_empty() || base == ".." {
-        "attachment".to_owned()
-    } else {
-        base
     }
 }
 
@@ -415,18 +408,5 @@ pub async fn stream_reply(
                 return Err(error.into());
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn saved_attachments_stay_in_their_directory() {
-        assert_eq!(safe_file_name("../../etc/passwd"), "passwd");
-        assert_eq!(safe_file_name("a.txt"), "a.txt");
-        assert_eq!(safe_file_name(".."), "attachment");
-        assert_eq!(safe_file_name(""), "attachment");
     }
 }
