@@ -308,3 +308,45 @@ async fn an_llm_agent_keeps_one_conversation_per_chat_not_per_agent() {
     assert_exit(&prompt, 0);
     assert!(!stdout(&prompt).contains("Ada"), "{}", stdout(&prompt));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_keeps_every_attachment_under_a_safe_name() {
+    // Two files of one name are both kept; neither leaves the directory.
+    let server = NatsServer::start().unwrap();
+    let url = server.url();
+    let (_exec, _) = support::serve(
+        &url,
+        &[
+            "exec",
+            "--owner",
+            "o",
+            "--name",
+            "files",
+            "--",
+            "sh",
+            "-c",
+            "cd \"$NAP_ATTACHMENTS\" && ls -1",
+        ],
+    )
+    .await;
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(one.path().join("a.txt"), "one").unwrap();
+    std::fs::write(two.path().join("a.txt"), "two").unwrap();
+    let first = one.path().join("a.txt");
+    let second = two.path().join("a.txt");
+    let out = run(
+        &url,
+        &[
+            "prompt",
+            "o/files",
+            "list",
+            "--attach",
+            first.to_str().unwrap(),
+            "--attach",
+            second.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "a (1).txt\na.txt\n", "{}", stderr(&out));
+}

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use clap::{Args, Subcommand};
 use nap_agent::{Agent, AgentError, Request, Responder};
 use nap_nats::AgentService;
+use nap_nats::attachments::AttachmentSaver;
 use nap_proto::ByteSize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -276,16 +277,17 @@ fn internal(what: &str, error: impl std::fmt::Display) -> AgentError {
     AgentError::internal(format!("{what}: {error}"))
 }
 
-/// Writes the attachments into `dir`, each under the last component of its
-/// name, so that none can leave it.
-fn write_attachments(dir: &Path, request: &Request) -> std::io::Result<()> {
-    for (index, attachment) in request.attachments().iter().enumerate() {
-        let base = Path::new(&attachment.filename)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .filter(|n| n != "..")
-            .unwrap_or_else(|| format!("attachment-{index}"));
-        std::fs::write(dir.join(base), &attachment.content)?;
+/// Writes the attachments into `dir` with nap-nats's saver: names safe on
+/// every OS that cannot leave `dir`, and two files of one name both kept
+/// (`a.txt`, `a (1).txt`). The request's size is already bounded by
+/// `max_payload` (§5.4), so the saver's own total is lifted.
+fn write_attachments(
+    dir: &Path,
+    request: &Request,
+) -> Result<(), nap_nats::attachments::SaveError> {
+    let mut saver = AttachmentSaver::new(dir)?.with_limit(u64::MAX);
+    for attachment in request.attachments() {
+        saver.save(attachment)?;
     }
     Ok(())
 }
