@@ -4,6 +4,7 @@
 use crate::byte_size::ByteSize;
 use crate::envelope::{Envelope, EnvelopeError};
 use crate::error::{ServiceError, StatusCode};
+use crate::file_name::{FileNameError, check_file_name};
 use crate::service_info::PromptEndpoint;
 
 /// The capabilities a `prompt` endpoint declares (§2.1).
@@ -56,6 +57,18 @@ pub enum RequestError {
         /// How many attachments were present.
         count: usize,
     },
+    /// An attachment's `filename` cannot be one file name (path separator,
+    /// control character, `.`/`..`, empty): the agent side refuses it
+    /// rather than rewriting it (see [`crate::file_name`]).
+    #[error("attachment {index} has an unsafe filename {filename:?}: it {error} (§5.2)")]
+    UnsafeFileName {
+        /// The attachment's position in `attachments`, from 0.
+        index: usize,
+        /// The name as sent.
+        filename: String,
+        /// What is wrong with it.
+        error: FileNameError,
+    },
     /// The envelope is malformed (§5.3, §5.2).
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
@@ -74,7 +87,11 @@ impl RequestError {
 }
 
 /// Agent side: checks a received payload against the endpoint's limits and
-/// decodes it (§5.3, §5.4, §12 "rejects ... with status 400").
+/// decodes it (§5.3, §5.4, §12 "rejects ... with status 400"). An
+/// attachment whose `filename` fails [`check_file_name`] (a path
+/// separator, a control character such as NUL, `.`/`..`, empty) is refused
+/// too, so that no handler is ever handed a name that reaches outside a
+/// directory.
 pub fn accept(payload: &[u8], limits: PromptLimits) -> Result<Envelope, RequestError> {
     let size = payload.len() as u64;
     if size > limits.max_payload.bytes() {
@@ -88,6 +105,13 @@ pub fn accept(payload: &[u8], limits: PromptLimits) -> Result<Envelope, RequestE
         return Err(RequestError::AttachmentsNotAccepted {
             count: envelope.attachments.len(),
         });
+    }
+    for (index, attachment) in envelope.attachments.iter().enumerate() {
+        check_file_name(&attachment.filename).map_err(|error| RequestError::UnsafeFileName {
+            index,
+            filename: attachment.filename.clone(),
+            error,
+        })?;
     }
     Ok(envelope)
 }
