@@ -65,3 +65,157 @@ fn a_file_is_not_a_directory() {
         Err(SaveError::NotADirectory(_))
     ));
 }
+
+#[test]
+fn a_linked_directory_is_refused_and_a_dangling_link_is_not_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    assert!(matches!(
+        AttachmentSaver::new(&link),
+        Err(SaveError::DirectoryIsLink(p)) if p == link
+    ));
+    // A link that leads nowhere yet, planted under the attachment's name:
+    // skipped, and nothing appears where it points.
+    let target = dir.path().join("would-be-created");
+    std::os::unix::fs::symlink(&target, real.join("x.txt")).unwrap();
+    let mut saver = AttachmentSaver::new(&real).unwrap();
+    let saved = saver.save(&file("x.txt", b"data")).unwrap();
+    assert_eq!(saved.file_name().unwrap(), "x (1).txt");
+    assert!(!target.exists());
+    // A directory that exists keeps its mode; files are still 0600.
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn save_all_checks_the_whole_set_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut saver = AttachmentSaver::new(dir.path()).unwrap().with_limit(10);
+    let set = [file("a", b"123456"), file("b", b"12345")];
+    let err = saver.save_all(&set).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SaveError::OverBudget {
+                limit: 10,
+                used: 0,
+                size: 11
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    let saved = saver.save_all(&set[..1]).unwrap();
+    assert_eq!(saved.len(), 1);
+    assert_eq!(saver.used(), 6);
+}
+
+mod reading {
+    use nap_nats::attachments::{AttachmentReader, ReadError};
+
+    struct Tree {
+        _dir: tempfile::TempDir,
+        root: std::path::PathBuf,
+        outside: std::path::PathBuf,
+    }
+
+    fn tree() -> Tree {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("in.txt"), "inside").unwrap();
+        let outside = dir.path().join("data2");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("secret"), "secret").unwrap();
+        Tree {
+            _dir: dir,
+            root,
+            outside,
+        }
+    }
+
+    #[test]
+    fn files_under_a_root_are_read() {
+        let t = tree();
+        let mut reader = AttachmentReader::new([&t.root]).unwrap();
+        let a = reader.read(t.root.join("in.txt")).unwrap();
+        assert_eq!(
+            (a.filename.as_str(), a.content.as_slice()),
+            ("in.txt", &b"inside"[..])
+        );
+        // A link inside the root to a file inside it is fine, and sends the
+        // link's name.
+        std::os::unix::fs::symlink(t.root.join("in.txt"), t.root.join("alias.txt")).unwrap();
+        let a = reader.read(t.root.join("alias.txt")).unwrap();
+        assert_eq!(a.filename, "alias.txt");
+        assert_eq!(reader.used(), 12);
+    }
+
+    #[test]
+    fn links_and_dots_are_resolved_before_the_check() {
+        let t = tree();
+        let mut reader = AttachmentReader::new([&t.root]).unwrap();
+        // A sibling whose name starts like the root is not under it.
+        let err = reader.read(t.outside.join("secret")).unwrap_err();
+        assert!(matches!(err, ReadError::OutsideRoots { .. }), "{err}");
+        // `..` out of the root.
+        let err = reader.read(t.root.join("../data2/secret")).unwrap_err();
+        assert!(matches!(err, ReadError::OutsideRoots { .. }), "{err}");
+        // A link inside the root to a file outside it.
+        std::os::unix::fs::symlink(t.outside.join("secret"), t.root.join("leak")).unwrap();
+        let err = reader.read(t.root.join("leak")).unwrap_err();
+        assert!(
+            matches!(&err, ReadError::OutsideRoots { resolved, .. } if resolved.ends_with("data2/secret")),
+            "{err}"
+        );
+        // A linked directory inside the root leading outside.
+        std::os::unix::fs::symlink(&t.outside, t.root.join("dirlink")).unwrap();
+        let err = reader.read(t.root.join("dirlink/secret")).unwrap_err();
+        assert!(matches!(err, ReadError::OutsideRoots { .. }), "{err}");
+        // No roots: nothing is readable.
+        let mut none = AttachmentReader::new(Vec::<std::path::PathBuf>::new()).unwrap();
+        assert!(matches!(
+            none.read(t.root.join("in.txt")),
+            Err(ReadError::OutsideRoots { .. })
+        ));
+        assert_eq!(reader.used(), 0);
+    }
+
+    #[test]
+    fn directories_missing_files_and_the_total_are_typed_errors() {
+        let t = tree();
+        let mut reader = AttachmentReader::new([&t.root]).unwrap().with_limit(8);
+        std::fs::create_dir(t.root.join("sub")).unwrap();
+        assert!(matches!(
+            reader.read(t.root.join("sub")),
+            Err(ReadError::NotAFile(_))
+        ));
+        assert!(matches!(
+            reader.read(t.root.join("missing")),
+            Err(ReadError::Resolve { .. })
+        ));
+        reader.read(t.root.join("in.txt")).unwrap();
+        let err = reader.read(t.root.join("in.txt")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ReadError::OverBudget {
+                    limit: 8,
+                    used: 6,
+                    size: 6
+                }
+            ),
+            "{err}"
+        );
+        assert!(matches!(
+            AttachmentReader::new([t.root.join("nope")]),
+            Err(ReadError::Root { .. })
+        ));
+    }
+}
