@@ -172,6 +172,38 @@ async fn every_malformed_request_gets_ack_then_400_then_the_terminator_and_servi
 }
 
 #[tokio::test]
+async fn an_attachment_name_that_is_not_one_file_name_gets_400_before_the_handler() {
+    let server = server();
+    let nc = connect(&server).await;
+    let _running = AgentService::builder("echo", "o", "files")
+        .start(nc.clone(), echo())
+        .await
+        .unwrap();
+    let subject = "agents.prompt.echo.o.files";
+    let with_name = |name: &str| {
+        let name = serde_json::to_string(name).unwrap();
+        format!(r#"{{"prompt":"x","attachments":[{{"filename":{name},"content":"aGk="}}]}}"#)
+            .into_bytes()
+    };
+    for (name, needle) in [
+        ("../../etc/passwd", "path separator '/'"),
+        ("a\\b", "path separator '\\\\'"),
+        ("x\0y", "control character U+0000"),
+        ("..", "\"..\", not a file name"),
+    ] {
+        let msgs = exchange(&nc, subject, with_name(name)).await;
+        let description = assert_error_stream(&msgs, "400");
+        assert!(
+            description.contains("unsafe filename") && description.contains(needle),
+            "{name:?}: {description}"
+        );
+    }
+    // One component, even one Windows reserves, reaches the handler as sent.
+    let msgs = exchange(&nc, subject, with_name("CON")).await;
+    assert_eq!(body(&msgs[1]), r#"{"type":"response","data":"x"}"#);
+}
+
+#[tokio::test]
 async fn beyond_the_concurrency_limit_gets_429() {
     let server = server();
     let nc = connect(&server).await;
