@@ -102,6 +102,47 @@ async fn nap_discovers_inspects_and_prompts_a_python_agent() {
         .mode();
     assert_eq!(mode & 0o777, 0o600, "saved files are owner-only");
 
+    // A directory given as a link is refused before anything is sent, and
+    // nothing is written where it points.
+    let linked = elsewhere.path().join("linked");
+    std::os::unix::fs::symlink(dir.path(), &linked).unwrap();
+    let before = std::fs::read_dir(dir.path()).unwrap().count();
+    let out = run(
+        &url,
+        &[
+            "prompt",
+            "pyname",
+            "files",
+            "--save-attachments",
+            linked.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "", "the prompt was not sent");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), before);
+
+    // With --json, the files are saved too (the JSON lines carry them).
+    let json_dir = tempfile::tempdir().unwrap();
+    let out = run(
+        &url,
+        &[
+            "prompt",
+            "pyname",
+            "files",
+            "--json",
+            "--save-attachments",
+            json_dir.path().to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_exit(&out, 0);
+    assert_eq!(
+        std::fs::read(json_dir.path().join("hello.txt")).unwrap(),
+        b"hello from python"
+    );
+
     let file = dir.path().join("up.txt");
     std::fs::write(&file, "data").unwrap();
     let out = run(

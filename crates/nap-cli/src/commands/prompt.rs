@@ -44,8 +44,10 @@ pub struct PromptArgs {
     /// Give up when the agent is silent this long, in seconds (§6.6)
     #[arg(long, default_value_t = 60.0, value_name = "SECS")]
     timeout: f64,
-    /// Save attachments of the reply into DIR (created owner-only when
-    /// missing; never overwrites: a taken name gets ` (1)`; at most 64 MiB)
+    /// Save attachments of the reply (and of its questions) into DIR
+    /// (created owner-only when missing, refused when DIR itself is a link;
+    /// files 0600, names made safe; never overwrites or writes through a
+    /// link: a taken name gets ` (1)`; at most 64 MiB in all)
     #[arg(long, value_name = "DIR")]
     save_attachments: Option<PathBuf>,
 }
@@ -70,7 +72,16 @@ pub async fn run(conn: Connection, args: PromptArgs) -> Result<(), Failure> {
         None => Asker::Refuse("stdin is not a terminal"),
     };
 
-    let mut render = Render::new(args.json, args.save_attachments.clone());
+    // Checked before anything is sent: a directory that cannot be used
+    // (a link, a file) fails the command at once.
+    let saver = match &args.save_attachments {
+        Some(dir) => Some(
+            AttachmentSaver::new(dir)
+                .map_err(|e| Failure::new(Status::Usage, anyhow::Error::new(e)))?,
+        ),
+        None => None,
+    };
+    let mut render = Render::new(args.json, saver);
     render.spin(format!("looking for {}", args.target));
     let client = client(&conn).await?;
     let agent = target::resolve(&client, &args.target, Purpose::Prompt)
@@ -217,7 +228,6 @@ impl Asker {
 #[derive(Debug)]
 pub struct Render {
     json: bool,
-    save_dir: Option<PathBuf>,
     saver: Option<AttachmentSaver>,
     spinner: Option<ProgressBar>,
     /// Whether the last text written ended a line (or nothing was written).
@@ -225,12 +235,11 @@ pub struct Render {
 }
 
 impl Render {
-    /// A renderer; `json` for JSON lines, `save_dir` to save attachments.
-    pub fn new(json: bool, save_dir: Option<PathBuf>) -> Self {
+    /// A renderer; `json` for JSON lines, `saver` to save attachments.
+    pub fn new(json: bool, saver: Option<AttachmentSaver>) -> Self {
         Render {
             json,
-            save_dir,
-            saver: None,
+            saver,
             spinner: None,
             at_line_start: true,
         }
@@ -289,7 +298,14 @@ impl Render {
     fn response(&mut self, data: ResponseData) -> Result<(), Failure> {
         self.stop_spinner();
         if self.json {
-            return self.json_line(&Chunk::Response(data).encode());
+            self.json_line(&Chunk::Response(data.clone()).encode())?;
+            // JSON lines carry the files; save them too when asked.
+            if self.saver.is_some() {
+                for attachment in data.attachments() {
+                    self.attachment(attachment)?;
+                }
+            }
+            return Ok(());
         }
         self.text(data.text())?;
         for attachment in data.attachments() {
@@ -298,16 +314,20 @@ impl Render {
         Ok(())
     }
 
+    /// The files a question (§7.1) carries: listed, and saved when asked.
+    fn query_attachments(&mut self, attachments: &[Attachment]) -> Result<(), Failure> {
+        if self.json && self.saver.is_none() {
+            return Ok(());
+        }
+        for attachment in attachments {
+            self.attachment(attachment)?;
+        }
+        Ok(())
+    }
+
     fn attachment(&mut self, attachment: &Attachment) -> Result<(), Failure> {
-        let saved = match &self.save_dir {
-            Some(dir) => {
-                let saver = match &mut self.saver {
-                    Some(saver) => saver,
-                    None => self.saver.insert(
-                        AttachmentSaver::new(dir)
-                            .map_err(|e| Failure::new(Status::Usage, anyhow::Error::new(e)))?,
-                    ),
-                };
+        let saved = match &mut self.saver {
+            Some(saver) => {
                 let path = saver
                     .save(attachment)
                     .map_err(|e| Failure::new(Status::Usage, anyhow::Error::new(e)))?;
@@ -386,6 +406,7 @@ pub async fn stream_reply(
                     render.json_line(&Chunk::Query(query.query().clone()).encode())?;
                 }
                 render.end_line()?;
+                render.query_attachments(query.attachments())?;
                 match asker.ask(query.id(), query.prompt()).await? {
                     Some(answer) => query.answer(answer).await?,
                     None => return Ok(Outcome::Cancelled),
