@@ -21,6 +21,14 @@
 //! # });
 //! ```
 //!
+//! **Conversations are per caller** ([`session_key`]): a prompt from a
+//! verified sender (§13.7) continues that sender's conversation; otherwise
+//! the envelope field `session` ([`SESSION_FIELD`], an unknown field in the
+//! sense of §5.6) names one, which anyone who knows the value may continue;
+//! otherwise the prompt is answered without memory and nothing is kept.
+//! The serving instance is never the key, so two callers of one served
+//! agent never share a conversation.
+//!
 //! Programs pick their model from the environment with
 //! [`LlmAgent::from_env`] or [`from_env`]: `NAP_LLM` (`openai`,
 //! `anthropic`, `ollama`, `offline`; offline when unset), `NAP_MODEL`,

@@ -612,3 +612,40 @@ async fn from_env_serves_a_prompt() {
     agent.prompt(Request::text("hello"), out).await.unwrap();
     assert!(collected.text().contains("offline model"));
 }
+
+#[tokio::test]
+async fn the_offline_model_remembers_per_caller() {
+    // The offline model quotes the conversation's earlier prompt, so the
+    // reply shows whose memory it was given.
+    let agent = LlmAgent::builder(Offline::new()).build();
+    let (ada, bob) = (nkeys::KeyPair::new_user(), nkeys::KeyPair::new_user());
+    let ask = |request: Request| {
+        let agent = agent.clone();
+        async move {
+            let (out, collected) = Responder::collector();
+            agent.prompt(request, out).await.unwrap();
+            collected.text()
+        }
+    };
+    ask(Request::text("I am Ada").with_sender(verified(&ada))).await;
+    ask(Request::text("I am Bob").with_sender(verified(&bob))).await;
+    let ada_again = ask(Request::text("who?").with_sender(verified(&ada))).await;
+    assert!(
+        ada_again.contains("Earlier in this conversation you said: \"I am Ada\""),
+        "{ada_again}"
+    );
+    assert!(!ada_again.contains("Bob"), "{ada_again}");
+    let bob_again = ask(Request::text("who?").with_sender(verified(&bob))).await;
+    assert!(bob_again.contains("\"I am Bob\""), "{bob_again}");
+    assert!(!bob_again.contains("Ada"), "{bob_again}");
+    // No sender, no field: nothing remembered, nothing kept.
+    let anonymous = ask(Request::text("who?")).await;
+    assert!(!anonymous.contains("Earlier"), "{anonymous}");
+    let anonymous = ask(Request::text("again?")).await;
+    assert!(!anonymous.contains("Earlier"), "{anonymous}");
+    // The explicit field, without a sender, names a conversation.
+    ask(in_session("I am Cy", Some("c"))).await;
+    let cy = ask(in_session("who?", Some("c"))).await;
+    assert!(cy.contains("\"I am Cy\""), "{cy}");
+    assert!(!cy.contains("Ada") && !cy.contains("Bob"), "{cy}");
+}
