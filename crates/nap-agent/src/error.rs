@@ -125,6 +125,21 @@ pub enum QueryError {
         #[source]
         source: std::sync::Arc<nap_proto::EnvelopeError>,
     },
+    /// An attachment of the caller's answer has a `filename` that cannot be
+    /// one file name (a path separator, a control character, `.`/`..`,
+    /// empty): refused as the host refuses such a prompt
+    /// ([`nap_proto::file_name::check_file_name`]).
+    #[error(
+        "the caller's answer carries attachment {index} with an unsafe filename {filename:?}: it {error} (§7.2, §5.2)"
+    )]
+    UnsafeFileName {
+        /// The attachment's position, from 0.
+        index: usize,
+        /// The name as sent.
+        filename: String,
+        /// What is wrong with it.
+        error: nap_proto::file_name::FileNameError,
+    },
     /// The query could not be sent.
     #[error(transparent)]
     Send(#[from] SendError),
@@ -142,6 +157,18 @@ impl PartialEq for QueryError {
             (QueryError::BadReply { source: a }, QueryError::BadReply { source: b }) => {
                 a.to_string() == b.to_string()
             }
+            (
+                QueryError::UnsafeFileName {
+                    index: a,
+                    filename: fa,
+                    error: ea,
+                },
+                QueryError::UnsafeFileName {
+                    index: b,
+                    filename: fb,
+                    error: eb,
+                },
+            ) => a == b && fa == fb && ea == eb,
             (QueryError::Send(a), QueryError::Send(b)) => a == b,
             (QueryError::Unsupported, QueryError::Unsupported) => true,
             _ => false,

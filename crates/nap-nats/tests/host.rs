@@ -446,6 +446,41 @@ async fn a_mid_stream_query_is_answered_by_the_caller() {
 }
 
 #[tokio::test]
+async fn an_answer_with_an_unsafe_attachment_name_is_refused_to_the_handler() {
+    let server = server();
+    let nc = connect(&server).await;
+    let agent = agent_fn(|_req: Request, out: Responder| async move {
+        match out.ask("send a file", Duration::from_secs(5)).await {
+            Err(nap_nats::nap_agent::QueryError::UnsafeFileName {
+                index: 0, filename, ..
+            }) => out.text(format!("refused {filename}")).await?,
+            other => out.text(format!("unexpected {other:?}")).await?,
+        }
+        Ok::<_, AgentError>(())
+    });
+    let _running = AgentService::builder("qf", "o", "n")
+        .start(nc.clone(), agent)
+        .await
+        .unwrap();
+    let inbox = nc.new_inbox();
+    let mut sub = nc.subscribe(inbox.clone()).await.unwrap();
+    nc.publish_with_reply("agents.prompt.qf.o.n", inbox, "go".into())
+        .await
+        .unwrap();
+    assert_eq!(chunk(&sub.next().await.unwrap()), Chunk::ACK);
+    let Chunk::Query(q) = chunk(&sub.next().await.unwrap()) else {
+        panic!("expected a query")
+    };
+    let answer = r#"{"prompt":"here","attachments":[{"filename":"../../.ssh/authorized_keys","content":"aGk="}]}"#;
+    nc.publish(q.reply_subject, answer.into()).await.unwrap();
+    assert_eq!(
+        body(&sub.next().await.unwrap()),
+        r#"{"type":"response","data":"refused ../../.ssh/authorized_keys"}"#
+    );
+    assert!(is_terminator(&sub.next().await.unwrap()));
+}
+
+#[tokio::test]
 async fn nothing_is_published_after_the_terminator() {
     let server = server();
     let nc = connect(&server).await;

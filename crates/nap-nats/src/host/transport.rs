@@ -224,9 +224,22 @@ impl Transport for ReplyStream {
         let answer = tokio::time::timeout(timeout, answers.next()).await;
         let _ = answers.unsubscribe().await;
         match answer {
-            Ok(Some(msg)) => Envelope::decode(&msg.payload).map_err(|e| QueryError::BadReply {
-                source: std::sync::Arc::new(e),
-            }),
+            Ok(Some(msg)) => {
+                let answer = Envelope::decode(&msg.payload).map_err(|e| QueryError::BadReply {
+                    source: std::sync::Arc::new(e),
+                })?;
+                // The same name rule as for a prompt (nap_proto::request::accept).
+                for (index, attachment) in answer.attachments.iter().enumerate() {
+                    nap_proto::file_name::check_file_name(&attachment.filename).map_err(
+                        |error| QueryError::UnsafeFileName {
+                            index,
+                            filename: attachment.filename.clone(),
+                            error,
+                        },
+                    )?;
+                }
+                Ok(answer)
+            }
             Ok(None) => Err(QueryError::Send(SendError::Closed)),
             Err(_) => Err(QueryError::TimedOut { timeout }),
         }
