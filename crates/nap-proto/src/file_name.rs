@@ -12,11 +12,13 @@
 //!   whoever writes them to a disk sanitises them with the second rule.
 //! - [`safe_file_name`], the **saving** rule: whatever the sender wrote, the
 //!   name a file is given on disk: one component, safe on Linux, macOS and
-//!   Windows alike. The TypeScript and Python SDKs of `synadia-ai/synadia-agents`
-//!   do the same when they save attachments (`saveAttachments`): they keep
-//!   the last component and sanitise it rather than refuse; nap's rule
-//!   follows theirs in substance (it keeps a leading dot, and cuts at 255
-//!   bytes rather than 200).
+//!   Windows alike. The TypeScript SDK of `synadia-ai/synadia-agents`
+//!   (`saveAttachments`; its Python SDK says it behaves the same) also
+//!   keeps the last component and sanitises it rather than refusing, on
+//!   the receiving side; nap's rule follows it in substance. Differences:
+//!   nap keeps a leading dot (`.env`), cuts at 255 bytes rather than 200,
+//!   falls back to `attachment` rather than `attachment-<n>`, and numbers
+//!   a taken name from ` (1)` rather than ` (2)`.
 
 /// The name used when nothing usable is left of the one sent.
 pub const FALLBACK_NAME: &str = "attachment";
