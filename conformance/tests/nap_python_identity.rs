@@ -17,6 +17,8 @@
 
 mod common;
 
+use common::credentials;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -45,17 +47,6 @@ async fn connect(server: &IdentityServer, user: &TestUser) -> (async_nats::Clien
         .await
         .unwrap();
     (nats, key)
-}
-
-/// `--creds FILE` in operator mode, `--seed-file FILE` otherwise.
-fn credentials(server: &IdentityServer, user: &TestUser) -> [String; 2] {
-    match &user.creds {
-        Some(creds) => ["--creds".to_owned(), creds.display().to_string()],
-        None => [
-            "--seed-file".to_owned(),
-            server.seed_file(user).unwrap().display().to_string(),
-        ],
-    }
 }
 
 /// Runs `identity_caller.py` as `user`; its stdout lines (it must exit 0).

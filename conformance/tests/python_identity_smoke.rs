@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::credentials;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
@@ -19,17 +21,6 @@ impl Drop for PyHost {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// `--creds FILE` in operator mode, `--seed-file FILE` otherwise.
-fn credentials(server: &IdentityServer, user: &TestUser) -> [String; 2] {
-    match &user.creds {
-        Some(creds) => ["--creds".to_owned(), creds.display().to_string()],
-        None => [
-            "--seed-file".to_owned(),
-            server.seed_file(user).unwrap().display().to_string(),
-        ],
     }
 }
 

@@ -32,3 +32,18 @@ pub fn failed(report: &nap_conformance::Report) -> Vec<&'static str> {
     println!("{}", report.table());
     report.failed_ids()
 }
+
+/// The Python identity peers' key flags for `user`: `--creds FILE` in
+/// operator mode, `--seed-file FILE` otherwise.
+pub fn credentials(
+    server: &nap_testkit::IdentityServer,
+    user: &nap_testkit::TestUser,
+) -> [String; 2] {
+    match &user.creds {
+        Some(creds) => ["--creds".to_owned(), creds.display().to_string()],
+        None => [
+            "--seed-file".to_owned(),
+            server.seed_file(user).unwrap().display().to_string(),
+        ],
+    }
+}
