@@ -50,6 +50,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod agent_tools;
 mod error;
 mod pipeline;
 mod query;
@@ -57,6 +58,9 @@ mod remote_tool;
 mod serve;
 mod supervisor;
 
+pub use agent_tools::{
+    AgentTool, AgentTools, AgentToolsBuilder, AgentToolsError, Scope, ScopeInterceptor,
+};
 pub use error::{Error, Result};
 pub use pipeline::{INPUT, PROMPT, Pipeline, Progress, Step, StepPolicy, map_inputs};
 pub use query::{DEFAULT_FORWARD_TIMEOUT, QueryPolicy, current_caller, with_caller};
