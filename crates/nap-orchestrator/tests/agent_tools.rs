@@ -947,7 +947,11 @@ async fn a_served_prompt_scope_keeps_its_calls_and_ends_them_with_it() {
             .await
         })
         .await;
-    assert_eq!(r["state"], "running", "{r}");
+    // Detached: running, unless the question already came in.
+    assert!(
+        r["state"] == "running" || r["state"] == "input_required",
+        "{r}"
+    );
     assert!(
         r["open_calls_note"]
             .as_str()

@@ -291,8 +291,8 @@ tokio::task_local! {
 /// their calls.
 ///
 /// Calls belong to a scope (the contract's 3.3, 3.4): inside
-/// [`Scope::run`] or a prompt served with [`request_interceptor`]
-/// (`Self::request_interceptor`), that prompt's scope, whose calls end with
+/// [`Scope::run`] or a prompt served with
+/// [`request_interceptor`](Self::request_interceptor), that prompt's scope, whose calls end with
 /// it; elsewhere one shared scope, reported to
 /// [`on_settled`](AgentToolsBuilder::on_settled).
 #[derive(Clone)]
