@@ -1052,3 +1052,108 @@ async fn the_tools_work_as_nap_llm_tools() {
     let v: Value = serde_json::from_str(&text).unwrap();
     assert!(is_refusal(&v));
 }
+
+// ---------------------------------------------------------------- the caller guard
+
+async fn connect_with(
+    server: &nap_testkit::NatsServer,
+    key: &nap_nats::identity::SenderKey,
+) -> async_nats::Client {
+    key.apply(nap_nats::connect_options())
+        .unwrap()
+        .connect(server.url())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_served_prompt_cannot_prompt_back_its_verified_sender() {
+    use nap_nats::identity::SenderKey;
+    let (b, f) = (nkeys::KeyPair::new_user(), nkeys::KeyPair::new_user());
+    // The current server tells a connection who it is (§13.4).
+    let binary = nap_testkit::tools_nats_server(&nap_testkit::tools_dir());
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo xtask setup`, or set NAP_TOOLS_DIR",
+        binary.display()
+    );
+    let server = nap_testkit::NatsServerBuilder::new()
+        .binary(binary)
+        .extra_config(format!(
+            "authorization {{ users: [ {{nkey: {}}}, {{nkey: {}}} ] }}",
+            b.public_key(),
+            f.public_key()
+        ))
+        .start()
+        .unwrap();
+    let b_key = SenderKey::from_seed(&b.seed().unwrap()).unwrap();
+    let f_key = SenderKey::from_seed(&f.seed().unwrap()).unwrap();
+    // B: an echo agent with a verified registration, and a signing caller.
+    let b_nats = connect_with(&server, &b_key).await;
+    let _b_agent = nap_nats::AgentService::builder("echo", "t", "b")
+        .sender_key(b_key.clone())
+        .start(b_nats.clone(), EchoAgent::default())
+        .await
+        .unwrap();
+    let b_client = nap_nats::Client::builder(b_nats)
+        .sender_key(b_key)
+        .build()
+        .await
+        .unwrap();
+    // F: served with the tools' interceptor; its handler prompts B.
+    let f_nats = connect_with(&server, &f_key).await;
+    let tools = AgentTools::new(nap_nats::Client::new(f_nats.clone()).await.unwrap()).unwrap();
+    let inner = tools.clone();
+    let _front = nap_nats::AgentService::builder("front", "t", "f")
+        .interceptor(tools.request_interceptor())
+        .start(
+            f_nats,
+            agent_fn(move |_req: Request, out: Responder| {
+                let tools = inner.clone();
+                async move {
+                    let r = tools
+                        .call(
+                            "prompt_agent",
+                            json!({"address": "agents.prompt.echo.t.b", "prompt": "hi"}),
+                        )
+                        .await;
+                    out.text(r.to_string()).await?;
+                    Ok(())
+                }
+            }),
+        )
+        .await
+        .unwrap();
+
+    // Outside a served prompt, F may prompt B, and discovery shows B's
+    // verified identity.
+    let r = call(&tools, "discover_agents", json!({"name": "b"})).await;
+    assert_eq!(r["agents"][0]["identity_verified"], true, "{r}");
+    let r = call(
+        &tools,
+        "prompt_agent",
+        json!({"address": "agents.prompt.echo.t.b", "prompt": "hi"}),
+    )
+    .await;
+    assert_eq!(r["reply"], "hi", "{r}");
+
+    // B prompts F with a signed prompt: F's model may not prompt B back.
+    let front = b_client
+        .find(nap_proto::DiscoveryFilter {
+            agent: Some("front".into()),
+            ..nap_proto::DiscoveryFilter::any()
+        })
+        .await
+        .unwrap();
+    let text = within(30, "front", async {
+        front.prompt("go").await.unwrap().text().await.unwrap()
+    })
+    .await;
+    let seen: Value = serde_json::from_str(&text).unwrap();
+    assert!(is_refusal(&seen), "{seen}");
+    assert!(
+        seen["error"].as_str().unwrap().contains("prompted you")
+            || seen["error"].as_str().unwrap().contains("sent the prompt"),
+        "{seen}"
+    );
+}

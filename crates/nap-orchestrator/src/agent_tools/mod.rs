@@ -752,6 +752,7 @@ impl AgentTools {
     /// meanwhile, the call is cancelled (the contract's 3.10).
     async fn block(&self, scope: &Arc<ScopeState>, id: &str) -> Value {
         let guard = CancelOnDrop {
+            tools: self.clone(),
             scope: scope.clone(),
             id: id.to_owned(),
             armed: true,
@@ -938,6 +939,7 @@ async fn wait_ready(
 
 /// Cancels a blocking call whose tool call was dropped.
 struct CancelOnDrop {
+    tools: AgentTools,
     scope: Arc<ScopeState>,
     id: String,
     armed: bool,
@@ -948,6 +950,8 @@ impl Drop for CancelOnDrop {
         if self.armed {
             if let Some(finished) = self.scope.finish(&self.id, End::Cancelled) {
                 refuse(finished.refuse);
+                self.tools
+                    .settled(&self.scope, &finished.result, finished.waited);
             }
         }
     }
@@ -1040,6 +1044,10 @@ async fn read(
     };
     // Drop the subscription before refusing questions (the contract's 3.10).
     drop(stream);
+    // This task ends here: nothing is left to abort.
+    if let Some(call) = scope.lock().get_mut(&id) {
+        call.reader = None;
+    }
     if let Some(finished) = scope.finish(&id, end) {
         refuse(finished.refuse);
         if let Some(f) = on_settled {
