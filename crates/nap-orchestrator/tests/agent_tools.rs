@@ -1157,3 +1157,100 @@ async fn a_served_prompt_cannot_prompt_back_its_verified_sender() {
         "{seen}"
     );
 }
+
+// ---------------------------------------------------------------- extensions
+
+struct Tag {
+    seen_tool_call_ids: Arc<std::sync::Mutex<Vec<Option<String>>>>,
+}
+
+#[async_trait::async_trait]
+impl nap_orchestrator::agent_tools::Extension for Tag {
+    async fn discovery_fields(
+        &self,
+        agent: &nap_nats::AgentHandle,
+    ) -> serde_json::Map<String, Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("team".into(), json!(format!("team-{}", agent.agent())));
+        m
+    }
+
+    async fn before_prompt(
+        &self,
+        ctx: &nap_orchestrator::agent_tools::PromptContext<'_>,
+    ) -> nap_orchestrator::agent_tools::PromptRewrite {
+        use nap_orchestrator::agent_tools::PromptRewrite;
+        self.seen_tool_call_ids
+            .lock()
+            .unwrap()
+            .push(ctx.tool_call_id.map(str::to_owned));
+        if ctx.prompt.contains("forbidden") {
+            return PromptRewrite::refuse("that prompt is not allowed");
+        }
+        PromptRewrite::prompt(ctx.prompt.to_uppercase()).with_field("trace", json!(ctx.call_id))
+    }
+
+    async fn after_reply(
+        &self,
+        ctx: &nap_orchestrator::agent_tools::ReplyContext<'_>,
+    ) -> Result<serde_json::Map<String, Value>, nap_orchestrator::agent_tools::ExtensionError> {
+        let mut m = serde_json::Map::new();
+        if ctx.text.contains("BREAK") {
+            m.insert("reply".into(), json!("replaced"));
+        } else {
+            m.insert("chars".into(), json!(ctx.text.len()));
+        }
+        Ok(m)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extensions_add_fields_rewrite_and_refuse_prompts() {
+    let w = world().await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let tools = AgentTools::builder(w.bus.client().await)
+        .extension(Tag {
+            seen_tool_call_ids: seen.clone(),
+        })
+        .build()
+        .unwrap();
+    let r = tools
+        .call("discover_agents", json!({"agent": "echo"}))
+        .await;
+    assert_eq!(r["agents"][0]["team"], "team-echo", "{r}");
+
+    let r = within(
+        30,
+        "prompt",
+        tools.call_with_id(
+            "prompt_agent",
+            json!({"address": ECHO, "prompt": "quiet"}),
+            Some("tc-1"),
+        ),
+    )
+    .await;
+    check(
+        "prompt_agent",
+        &json!({"call_id": r["call_id"], "state": r["state"], "reply": r["reply"]}),
+    );
+    assert_eq!(r["reply"], "QUIET", "{r}");
+    assert_eq!(r["trace"], r["call_id"]);
+    assert_eq!(r["chars"], 5);
+    assert_eq!(seen.lock().unwrap().as_slice(), [Some("tc-1".to_owned())]);
+
+    let r = tools
+        .call(
+            "prompt_agent",
+            json!({"address": ECHO, "prompt": "forbidden"}),
+        )
+        .await;
+    assert_eq!(r, json!({"error": "that prompt is not allowed"}));
+
+    // A reply look that sets a contract field fails the call.
+    let r = tools
+        .call("prompt_agent", json!({"address": ECHO, "prompt": "break"}))
+        .await;
+    assert_eq!(r["state"], "failed", "{r}");
+    assert!(r["error"].as_str().unwrap().contains("extension"), "{r}");
+    assert_eq!(r["partial_reply"], "BREAK");
+}

@@ -29,6 +29,8 @@ pub(super) enum End {
 pub(super) struct Question {
     pub(super) query: PendingQuery,
     pub(super) files: Vec<Value>,
+    /// Fields extensions added to this question's result.
+    pub(super) fields: Map<String, Value>,
 }
 
 /// One call: a prompt sent by `prompt_agent`, tracked until dropped.
@@ -55,6 +57,10 @@ pub(super) struct Call {
     pub(super) waiting: usize,
     /// The task reading its stream; aborting it drops the stream (§6.7).
     pub(super) reader: Option<AbortHandle>,
+    /// Fields extensions added to every result of the call.
+    pub(super) fields: Map<String, Value>,
+    /// Fields extensions added to the completed reply's result.
+    pub(super) reply_fields: Map<String, Value>,
 }
 
 impl Call {
@@ -73,6 +79,8 @@ impl Call {
             ready_seq: 0,
             waiting: 0,
             reader: None,
+            fields: Map::new(),
+            reply_fields: Map::new(),
         }
     }
 
@@ -99,7 +107,7 @@ impl Call {
 
     /// The call's result (the contract's section 2), without `open_calls`.
     pub(super) fn result(&self) -> Map<String, Value> {
-        let mut out = Map::new();
+        let mut out = self.fields.clone();
         out.insert("call_id".into(), self.id.clone().into());
         out.insert("state".into(), self.state().into());
         if let Some(label) = &self.label {
@@ -114,6 +122,7 @@ impl Call {
             Some(End::Completed) => {
                 out.insert("reply".into(), self.text.clone().into());
                 out.insert("attachments".into(), Value::Array(self.files.clone()));
+                out.extend(self.reply_fields.clone());
             }
             Some(End::Failed(error)) | Some(End::Expired(error)) => {
                 out.insert("error".into(), error.clone().into());
@@ -124,6 +133,7 @@ impl Call {
                 if let Some(question) = self.questions.front() {
                     out.insert("question".into(), question.query.prompt().into());
                     out.insert("attachments".into(), Value::Array(question.files.clone()));
+                    out.extend(question.fields.clone());
                 }
             }
         }

@@ -8,6 +8,7 @@
 
 mod calls;
 mod definitions;
+mod extension;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -28,6 +29,9 @@ use calls::{Call, End, ScopeState, Waiting, refuse};
 pub use definitions::{
     ALL_TOOLS, ANSWER_AGENT, CANCEL_AGENT, DISCOVER_AGENTS, LIST_AGENT_CALLS, PROMPT_AGENT,
     WAIT_AGENT,
+};
+pub use extension::{
+    Extension, ExtensionError, PromptContext, PromptRewrite, ReplyContext, ReplyKind,
 };
 
 /// A tool's definition: name, description and JSON-Schema parameters.
@@ -87,6 +91,7 @@ pub struct AgentToolsBuilder {
     staging_dir: Option<PathBuf>,
     max_saved_bytes_per_call: u64,
     on_settled: Option<OnSettled>,
+    extensions: Vec<Arc<dyn Extension>>,
 }
 
 impl std::fmt::Debug for AgentToolsBuilder {
@@ -172,6 +177,13 @@ impl AgentToolsBuilder {
         self
     }
 
+    /// Adds an extension (the contract's 6.3); extensions run in the order
+    /// added.
+    pub fn extension(mut self, extension: impl Extension) -> Self {
+        self.extensions.push(Arc::new(extension));
+        self
+    }
+
     /// The tools, or why this configuration makes no sense (the contract's
     /// section 5).
     pub fn build(self) -> Result<AgentTools, AgentToolsError> {
@@ -216,6 +228,7 @@ impl AgentToolsBuilder {
                 staging_owned: owned,
                 max_saved_bytes_per_call: self.max_saved_bytes_per_call,
                 on_settled: self.on_settled,
+                extensions: Arc::new(self.extensions),
                 shared: ScopeState::new(None, false),
                 served: Mutex::new(HashMap::new()),
             }),
@@ -267,6 +280,7 @@ struct Inner {
     staging_owned: bool,
     max_saved_bytes_per_call: u64,
     on_settled: Option<OnSettled>,
+    extensions: Arc<Vec<Arc<dyn Extension>>>,
     /// The scope outside any served prompt.
     shared: Arc<ScopeState>,
     /// Scopes opened by the request interceptor, by the task serving them.
@@ -329,6 +343,7 @@ impl AgentTools {
             staging_dir: None,
             max_saved_bytes_per_call: DEFAULT_MAX_SAVED_BYTES_PER_CALL,
             on_settled: None,
+            extensions: Vec::new(),
         }
     }
 
@@ -421,12 +436,24 @@ impl AgentTools {
     /// JSON text of one. The result is JSON for the model: a refusal is
     /// `{"error": ...}`; nothing here panics on the model's input.
     pub async fn call(&self, name: &str, args: Value) -> Value {
-        let scope = self.current();
-        self.call_in(&scope, name, args).await
+        self.call_with_id(name, args, None).await
     }
 
-    async fn call_in(&self, scope: &Arc<ScopeState>, name: &str, args: Value) -> Value {
-        let mut result = match self.dispatch(scope, name, args).await {
+    /// Like [`call`](Self::call), with the model's tool-call id, which
+    /// prompt rewrites see (the contract's 3.11). It is never sent.
+    pub async fn call_with_id(&self, name: &str, args: Value, tool_call_id: Option<&str>) -> Value {
+        let scope = self.current();
+        self.call_in(&scope, name, args, tool_call_id).await
+    }
+
+    async fn call_in(
+        &self,
+        scope: &Arc<ScopeState>,
+        name: &str,
+        args: Value,
+        tool_call_id: Option<&str>,
+    ) -> Value {
+        let mut result = match self.dispatch(scope, name, args, tool_call_id).await {
             Ok(value) => value,
             Err(message) => refusal(message),
         };
@@ -443,6 +470,7 @@ impl AgentTools {
         scope: &Arc<ScopeState>,
         name: &str,
         args: Value,
+        tool_call_id: Option<&str>,
     ) -> Result<Value, String> {
         if !ALL_TOOLS.contains(&name) || !self.has(name) {
             let offered = self.inner.offered.join(", ");
@@ -464,15 +492,14 @@ impl AgentTools {
             PROMPT_AGENT => {
                 args.only(&["address", "prompt", "attachments", "label", "wait"])?;
                 let wait = self.wait_arg(&args)?.unwrap_or(true);
-                self.prompt(
-                    scope,
-                    args.required("address")?,
-                    args.required("prompt")?,
-                    args.strings("attachments")?.unwrap_or_default(),
-                    args.string("label")?,
+                let call = PromptArgs {
+                    address: args.required("address")?,
+                    prompt: args.required("prompt")?,
+                    attachments: args.strings("attachments")?.unwrap_or_default(),
+                    label: args.string("label")?,
                     wait,
-                )
-                .await
+                };
+                self.prompt(scope, call, tool_call_id).await
             }
             WAIT_AGENT => {
                 args.only(&["call_ids", "timeout_ms"])?;
@@ -580,7 +607,18 @@ impl AgentTools {
                 entry.insert("instances".into(), (n + 1).into());
                 continue;
             }
-            entries.push((address.to_owned(), entry(handle)));
+            let mut fields = entry(handle);
+            for extension in self.inner.extensions.iter() {
+                let extra = extension.discovery_fields(handle).await;
+                if let Some(field) = extension::reserved(&extra, &extension::DISCOVERY_FIELDS) {
+                    tracing::error!(%field, "an agent-tools extension sets a discovery field the contract defines");
+                    return Err(format!(
+                        "an extension of these tools has a bug: it sets `{field}`, a field the contract defines"
+                    ));
+                }
+                fields.extend(extra);
+            }
+            entries.push((address.to_owned(), fields));
         }
         let agents: Vec<Value> = entries.into_iter().map(|(_, e)| Value::Object(e)).collect();
         Ok(json!({ "agents": agents }))
@@ -619,7 +657,11 @@ impl AgentTools {
     }
 
     /// The files the model wants to send, read from under the roots.
-    fn read_attachments(&self, paths: &[String]) -> Result<Vec<Attachment>, String> {
+    fn read_attachments(
+        &self,
+        paths: &[String],
+    ) -> Result<(Vec<PathBuf>, Vec<Attachment>), String> {
+        let mut resolved_paths = Vec::new();
         let mut out = Vec::new();
         for path in paths {
             let resolved = Path::new(path)
@@ -637,19 +679,24 @@ impl AgentTools {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| path.clone());
             out.push(Attachment::new(filename, content));
+            resolved_paths.push(resolved);
         }
-        Ok(out)
+        Ok((resolved_paths, out))
     }
 
     async fn prompt(
         &self,
         scope: &Arc<ScopeState>,
-        address: String,
-        prompt: String,
-        attachments: Vec<String>,
-        label: Option<String>,
-        wait: bool,
+        args: PromptArgs,
+        tool_call_id: Option<&str>,
     ) -> Result<Value, String> {
+        let PromptArgs {
+            address,
+            prompt,
+            attachments,
+            label,
+            wait,
+        } = args;
         // §3.8 of the contract: the two loop guards.
         if self.inner.self_address.as_deref() == Some(address.as_str()) {
             return Err("that is your own address: an agent does not prompt itself".into());
@@ -664,7 +711,36 @@ impl AgentTools {
                 );
             }
         }
-        let files = self.read_attachments(&attachments)?;
+        let (paths, files) = self.read_attachments(&attachments)?;
+        let id = nuid::next().to_string();
+        let mut prompt = prompt;
+        let mut fields = Map::new();
+        for extension in self.inner.extensions.iter() {
+            let ctx = PromptContext {
+                address: &address,
+                prompt: &prompt,
+                attachments: &paths,
+                target: &handle,
+                call_id: &id,
+                label: label.as_deref(),
+                tool_call_id,
+                caller: scope.caller.as_ref(),
+            };
+            let rewrite = extension.before_prompt(&ctx).await;
+            if let Some(error) = rewrite.refuse {
+                return Err(error);
+            }
+            if let Some(field) = extension::reserved(&rewrite.fields, &extension::CALL_FIELDS) {
+                tracing::error!(%field, "an agent-tools extension sets a result field the contract defines");
+                return Err(format!(
+                    "an extension of these tools has a bug: it sets `{field}`, a field the contract defines"
+                ));
+            }
+            if let Some(text) = rewrite.prompt {
+                prompt = text;
+            }
+            fields.extend(rewrite.fields);
+        }
         let mut envelope = Envelope::text(prompt);
         envelope.attachments = files;
         let options = PromptOptions::inactivity_timeout(self.inner.inactivity_timeout)
@@ -675,7 +751,6 @@ impl AgentTools {
             .prompt_with(&handle, envelope, options)
             .await
             .map_err(|e| format!("the prompt was not sent: {e}"))?;
-        let id = nuid::next().to_string();
         {
             let mut calls = scope.lock();
             if calls.closed {
@@ -684,15 +759,17 @@ impl AgentTools {
             if !calls.make_room(self.inner.max_calls) {
                 return Err(self.full_message());
             }
-            calls
-                .list
-                .push(Call::new(id.clone(), label, address, !wait));
+            let mut call = Call::new(id.clone(), label, address.clone(), !wait);
+            call.fields = fields;
+            calls.list.push(call);
         }
         let saver = AttachmentSaver::new(self.inner.staging.join(&id))
             .map(|s| s.with_limit(self.inner.max_saved_bytes_per_call));
         let reader = tokio::spawn(read(
             scope.clone(),
             id.clone(),
+            address,
+            self.inner.extensions.clone(),
             stream,
             saver,
             (!scope.served)
@@ -863,6 +940,15 @@ impl AgentTools {
     }
 }
 
+/// `prompt_agent`'s arguments, checked.
+struct PromptArgs {
+    address: String,
+    prompt: String,
+    attachments: Vec<String>,
+    label: Option<String>,
+    wait: bool,
+}
+
 /// One `discover_agents` entry.
 fn entry(handle: &AgentHandle) -> Map<String, Value> {
     let (identity, verified) = match handle.identity() {
@@ -983,6 +1069,8 @@ fn save_all(
 async fn read(
     scope: Arc<ScopeState>,
     id: String,
+    address: String,
+    extensions: Arc<Vec<Arc<dyn Extension>>>,
     mut stream: PromptStream,
     mut saver: Result<AttachmentSaver, SaveError>,
     on_settled: Option<OnSettled>,
@@ -1008,6 +1096,20 @@ async fn read(
                         break End::Failed(e);
                     }
                 };
+                let ctx = ReplyContext {
+                    call_id: &id,
+                    address: &address,
+                    kind: ReplyKind::Question,
+                    text: query.prompt(),
+                    attachments: &files,
+                };
+                let fields = match look(&extensions, &ctx).await {
+                    Ok(fields) => fields,
+                    Err(e) => {
+                        refuse(vec![query]);
+                        break End::Failed(e);
+                    }
+                };
                 {
                     let mut calls = scope.lock();
                     calls.seq += 1;
@@ -1017,7 +1119,11 @@ async fn read(
                             if call.questions.is_empty() {
                                 call.ready_seq = seq;
                             }
-                            call.questions.push_back(calls::Question { query, files });
+                            call.questions.push_back(calls::Question {
+                                query,
+                                files,
+                                fields,
+                            });
                         }
                         _ => {
                             drop(calls);
@@ -1031,7 +1137,31 @@ async fn read(
             Some(Ok(Event::Violation(violation))) => {
                 break End::Failed(format!("the agent broke the protocol: {violation}"));
             }
-            Some(Ok(Event::End)) | None => break End::Completed,
+            Some(Ok(Event::End)) | None => {
+                if extensions.is_empty() {
+                    break End::Completed;
+                }
+                let (text, files) = match scope.lock().get(&id) {
+                    Some(call) => (call.text.clone(), call.files.clone()),
+                    None => return,
+                };
+                let ctx = ReplyContext {
+                    call_id: &id,
+                    address: &address,
+                    kind: ReplyKind::Reply,
+                    text: &text,
+                    attachments: &files,
+                };
+                match look(&extensions, &ctx).await {
+                    Ok(fields) => {
+                        if let Some(call) = scope.lock().get_mut(&id) {
+                            call.reply_fields = fields;
+                        }
+                        break End::Completed;
+                    }
+                    Err(e) => break End::Failed(e),
+                }
+            }
             Some(Ok(_)) => {}
             Some(Err(nap_nats::Error::DeadlineExceeded { after })) => {
                 break End::Expired(format!(
@@ -1056,6 +1186,31 @@ async fn read(
     }
 }
 
+/// Runs the reply looks of every extension, in order.
+async fn look(
+    extensions: &[Arc<dyn Extension>],
+    ctx: &ReplyContext<'_>,
+) -> Result<Map<String, Value>, String> {
+    let mut fields = Map::new();
+    for extension in extensions {
+        let bug = |what: String| {
+            tracing::error!(call = %ctx.call_id, %what, "an agent-tools extension failed a call");
+            format!("an extension of these tools has a bug, not the prompted agent: {what}")
+        };
+        let extra = extension
+            .after_reply(ctx)
+            .await
+            .map_err(|e| bug(e.to_string()))?;
+        if let Some(field) = extension::reserved(&extra, &extension::CALL_FIELDS) {
+            return Err(bug(format!(
+                "it sets `{field}`, a field the contract defines"
+            )));
+        }
+        fields.extend(extra);
+    }
+    Ok(fields)
+}
+
 /// A scope bound to one served prompt (the contract's 3.3): calls started
 /// in it are seen only in it, and every open one is cancelled, its open
 /// questions refused, when the scope is closed or dropped.
@@ -1074,7 +1229,7 @@ impl Scope {
 
     /// Runs one tool call in this scope.
     pub async fn call(&self, name: &str, args: Value) -> Value {
-        self.tools.call_in(&self.state, name, args).await
+        self.tools.call_in(&self.state, name, args, None).await
     }
 
     /// Closes the scope: every open call becomes `cancelled`.
