@@ -807,6 +807,36 @@ async fn attachments_are_sent_from_the_roots_only_and_returned_files_saved() {
     .await;
     assert!(is_refusal(&r), "{r}");
 
+    // Refused before sending: an agent that takes no attachments, and a
+    // message over the target's max_payload (§5.4).
+    let _closed = nap_nats::AgentService::builder("closed", "t", "main")
+        .attachments_ok(false)
+        .max_payload(nap_proto::ByteSize::new(2048))
+        .start(w.bus.nats.clone(), EchoAgent::default())
+        .await
+        .unwrap();
+    let closed = "agents.prompt.closed.t.main";
+    let r = call(
+        &tools,
+        "prompt_agent",
+        json!({"address": closed, "prompt": "files", "attachments": [root.join("note.txt")]}),
+    )
+    .await;
+    assert!(is_refusal(&r), "{r}");
+    let r = call(
+        &tools,
+        "prompt_agent",
+        json!({"address": closed, "prompt": "x".repeat(4096)}),
+    )
+    .await;
+    assert!(is_refusal(&r), "{r}");
+    let list = call(&tools, "list_agent_calls", json!({})).await;
+    assert_eq!(
+        list["calls"].as_array().unwrap().len(),
+        1,
+        "nothing tracked: {list}"
+    );
+
     let r = call(
         &tools,
         "prompt_agent",

@@ -674,8 +674,10 @@ impl AgentTools {
             }
             let content = std::fs::read(&resolved)
                 .map_err(|e| format!("cannot read the attachment `{path}`: {e}"))?;
-            let filename = resolved
+            // The name the model gave, not a link's target.
+            let filename = Path::new(path)
                 .file_name()
+                .or_else(|| resolved.file_name())
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| path.clone());
             out.push(Attachment::new(filename, content));
@@ -754,7 +756,7 @@ impl AgentTools {
         {
             let mut calls = scope.lock();
             if calls.closed {
-                return Err("the prompt you were answering has ended".into());
+                return Err(closed(scope));
             }
             if !calls.make_room(self.inner.max_calls) {
                 return Err(self.full_message());
@@ -817,7 +819,7 @@ impl AgentTools {
     fn room(&self, scope: &ScopeState) -> Result<(), String> {
         let calls = scope.lock();
         if calls.closed {
-            return Err("the prompt you were answering has ended".into());
+            return Err(closed(scope));
         }
         if calls.list.len() >= self.inner.max_calls && calls.open() == calls.list.len() {
             return Err(self.full_message());
@@ -937,6 +939,15 @@ impl AgentTools {
         if let Some(f) = &self.inner.on_settled {
             f(&Value::Object(result.clone()), waited);
         }
+    }
+}
+
+/// Why a closed scope starts no call.
+fn closed(scope: &ScopeState) -> String {
+    if scope.served {
+        "the prompt you were answering has ended".into()
+    } else {
+        "these agent tools were closed".into()
     }
 }
 
