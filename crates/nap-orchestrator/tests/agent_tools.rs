@@ -1284,3 +1284,73 @@ async fn extensions_add_fields_rewrite_and_refuse_prompts() {
     assert!(r["error"].as_str().unwrap().contains("extension"), "{r}");
     assert_eq!(r["partial_reply"], "BREAK");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_call_refuses_its_open_question() {
+    let mut w = world().await;
+    let tools = AgentTools::builder(w.bus.client().await)
+        .runtime_limit(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let r = call(
+        &tools,
+        "prompt_agent",
+        json!({"address": GATE, "prompt": "gate ask", "wait": false}),
+    )
+    .await;
+    let id = r["call_id"].as_str().unwrap().to_owned();
+    // Wait until it is past the question: either it comes back as
+    // `input_required` first, or straight as `expired`.
+    let mut r = call(&tools, "wait_agent", json!({"call_ids": [&id]})).await;
+    if r["state"] == "input_required" {
+        assert_eq!(r["question"], "proceed?");
+        // Its end is the next change; wait for it by polling the list.
+        within(30, "expiry", async {
+            loop {
+                let list = call(&tools, "list_agent_calls", json!({})).await;
+                if list["calls"][0]["state"] != "input_required" {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        r = call(&tools, "wait_agent", json!({"call_ids": [&id]})).await;
+    }
+    assert_eq!(r["state"], "expired", "{r}");
+    assert_eq!(r["partial_reply"], "partial");
+    let answer = within(10, "refusal", w.answers.recv()).await.unwrap();
+    assert!(answer.starts_with("no"), "{answer}");
+    w.gate.add_permits(1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_only_set_points_the_model_to_answer_agent() {
+    let w = world().await;
+    let tools = AgentTools::builder(w.bus.client().await)
+        .tools(["discover_agents", "prompt_agent", "answer_agent"])
+        .build()
+        .unwrap();
+    let r = call(
+        &tools,
+        "prompt_agent",
+        json!({"address": ECHO, "prompt": "ask: sure?", "wait": true}),
+    )
+    .await;
+    assert_eq!(r["state"], "input_required", "{r}");
+    let note = r["open_calls_note"].as_str().unwrap();
+    assert!(note.contains("answer_agent"), "{note}");
+    assert!(
+        !note.contains("wait_agent") && !note.contains("cancel_agent"),
+        "{note}"
+    );
+    let r = call(
+        &tools,
+        "answer_agent",
+        json!({"call_id": r["call_id"], "answer": "yes"}),
+    )
+    .await;
+    assert_eq!(r["reply"], "you answered: yes", "{r}");
+    let r = tools.call("list_agent_calls", json!({})).await;
+    assert!(is_refusal(&r), "not offered: {r}");
+}
