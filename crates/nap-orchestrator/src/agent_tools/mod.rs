@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use nap_nats::attachments::{AttachmentSaver, SaveError};
+use nap_nats::attachments::{AttachmentReader, AttachmentSaver, ReadError, SaveError};
 use nap_nats::host::{Decision, Outcome, RequestInterceptor};
 use nap_nats::{AgentHandle, Client, Event, PromptOptions, PromptStream};
 use nap_proto::identity::{AgentId, MinSenderTrust, RegisteredIdentity};
@@ -656,34 +656,22 @@ impl AgentTools {
             .ok_or_else(unknown)
     }
 
-    /// The files the model wants to send, read from under the roots.
+    /// The files the model wants to send, read from under the roots
+    /// (the contract's 3.9) with their resolved paths.
     fn read_attachments(
         &self,
         paths: &[String],
     ) -> Result<(Vec<PathBuf>, Vec<Attachment>), String> {
-        let mut resolved_paths = Vec::new();
-        let mut out = Vec::new();
+        let mut reader = AttachmentReader::new(&self.inner.roots)
+            .map_err(|e| format!("attachments cannot be sent: {e}"))?;
+        let mut resolved = Vec::new();
+        let mut files = Vec::new();
         for path in paths {
-            let resolved = Path::new(path)
-                .canonicalize()
-                .map_err(|e| format!("cannot read the attachment `{path}`: {e}"))?;
-            if !self.inner.roots.iter().any(|r| resolved.starts_with(r)) {
-                return Err(format!(
-                    "`{path}` is outside the directories files may be sent from"
-                ));
-            }
-            let content = std::fs::read(&resolved)
-                .map_err(|e| format!("cannot read the attachment `{path}`: {e}"))?;
-            // The name the model gave, not a link's target.
-            let filename = Path::new(path)
-                .file_name()
-                .or_else(|| resolved.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| path.clone());
-            out.push(Attachment::new(filename, content));
-            resolved_paths.push(resolved);
+            let refused = |e: ReadError| format!("the attachment `{path}` is refused: {e}");
+            resolved.push(reader.resolve(path).map_err(refused)?);
+            files.push(reader.read(path).map_err(refused)?);
         }
-        Ok((resolved_paths, out))
+        Ok((resolved, files))
     }
 
     async fn prompt(
