@@ -17,6 +17,54 @@
 //!   [`PipelineAgent`] makes a pipeline one, so either can be served on NATS
 //!   with `nap_nats::AgentService`, streaming progress and the answer.
 //!
+//! ## The agent tools
+//!
+//! [`AgentTools`] implements the agent-tools contract of the
+//! synadia-agents SDKs (`docs/agent-tools.md` there): six tools,
+//! `discover_agents`, `prompt_agent`, `wait_agent`, `answer_agent`,
+//! `cancel_agent` and `list_agent_calls`, with the same names, parameters
+//! and results as the TypeScript and Python helpers. A model prompts
+//! agents by address (§3.4), blocking by default or detached with
+//! `wait: false`, answers their questions (§7) itself, and cancels by
+//! dropping the stream (§6.7). Hand [`AgentTools::definitions`] to any
+//! model and run its calls with [`AgentTools::call`], or give
+//! [`AgentTools::llm_tools`] to a `nap-llm` agent; add
+//! [`AgentTools::request_interceptor`] to the host that serves it so the
+//! calls of a served prompt end with it.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use nap_nats::Client;
+//! use nap_orchestrator::AgentTools;
+//! use serde_json::json;
+//!
+//! let nats = async_nats::connect("nats://127.0.0.1:4222").await?;
+//! let tools = AgentTools::builder(Client::new(nats).await?)
+//!     .self_address("agents.prompt.planner.demo.main")
+//!     .build()?;
+//! let found = tools.call("discover_agents", json!({"agent": "echo"})).await;
+//! if let Some(address) = found["agents"][0]["address"].as_str() {
+//!     let result = tools
+//!         .call("prompt_agent", json!({"address": address, "prompt": "hello"}))
+//!         .await;
+//!     match result["state"].as_str() {
+//!         Some("completed") => println!("{}", result["reply"]),
+//!         Some("input_required") => println!("it asks: {}", result["question"]),
+//!         _ => println!("{result}"),
+//!     }
+//! }
+//!
+//! // The same tools for an LLM agent.
+//! let mut agent = nap_llm::LlmAgent::builder(nap_llm::from_env()?);
+//! for tool in tools.llm_tools() {
+//!     agent = agent.tool_arc(tool);
+//! }
+//! let _agent = agent.build();
+//! # Ok(()) }
+//! ```
+//!
+//! ## A supervisor
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
@@ -50,6 +98,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod agent_tools;
 mod error;
 mod pipeline;
 mod query;
@@ -57,6 +106,9 @@ mod remote_tool;
 mod serve;
 mod supervisor;
 
+pub use agent_tools::{
+    AgentTool, AgentTools, AgentToolsBuilder, AgentToolsError, Scope, ScopeInterceptor,
+};
 pub use error::{Error, Result};
 pub use pipeline::{INPUT, PROMPT, Pipeline, Progress, Step, StepPolicy, map_inputs};
 pub use query::{DEFAULT_FORWARD_TIMEOUT, QueryPolicy, current_caller, with_caller};
