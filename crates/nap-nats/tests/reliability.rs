@@ -382,6 +382,7 @@ async fn a_cluster_losing_the_agents_node_fails_over() {
     let options = PromptOptions::inactivity_timeout(Duration::from_secs(5));
     let ask = move |i: usize| {
         let handle = handle.clone();
+        let options = options.clone();
         async move {
             let text = format!("prompt {i}");
             match handle.prompt_with(text.as_str(), options).await {

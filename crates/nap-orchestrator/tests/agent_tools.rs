@@ -1354,3 +1354,60 @@ async fn a_blocking_only_set_points_the_model_to_answer_agent() {
     let r = tools.call("list_agent_calls", json!({})).await;
     assert!(is_refusal(&r), "not offered: {r}");
 }
+
+/// Records the `tool_call_id` each prompt's context carried, and whether
+/// the prompt as sent holds it anywhere.
+struct SeesContext(Arc<std::sync::Mutex<Vec<(Option<Value>, bool)>>>);
+
+#[async_trait::async_trait]
+impl nap_nats::client::PromptInterceptor for SeesContext {
+    async fn before_prompt(
+        &self,
+        prompt: &mut nap_nats::client::OutgoingPrompt<'_>,
+    ) -> Result<(), nap_nats::client::InterceptError> {
+        let id = prompt
+            .context()
+            .get(nap_orchestrator::agent_tools::TOOL_CALL_ID)
+            .cloned();
+        let sent = serde_json::to_string(prompt.envelope()).unwrap();
+        self.0
+            .lock()
+            .unwrap()
+            .push((id, sent.contains("tc-ctx")));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tool_call_id_reaches_prompt_interceptors_and_is_never_sent() {
+    let w = world().await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let client = nap_nats::Client::builder(w.bus.nats.clone())
+        .interceptor(SeesContext(seen.clone()))
+        .build()
+        .await
+        .unwrap();
+    let tools = AgentTools::new(client).unwrap();
+    let r = within(
+        30,
+        "prompt",
+        tools.call_with_id(
+            "prompt_agent",
+            json!({"address": ECHO, "prompt": "hi"}),
+            Some("tc-ctx"),
+        ),
+    )
+    .await;
+    assert_eq!(r["reply"], "hi", "{r}");
+    let r = within(
+        30,
+        "prompt",
+        tools.call("prompt_agent", json!({"address": ECHO, "prompt": "again"})),
+    )
+    .await;
+    assert_eq!(r["reply"], "again", "{r}");
+    assert_eq!(
+        seen.lock().unwrap().as_slice(),
+        [(Some(json!("tc-ctx")), false), (None, false)]
+    );
+}

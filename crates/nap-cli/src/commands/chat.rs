@@ -122,7 +122,7 @@ pub async fn run(conn: Connection, args: ChatArgs) -> Result<(), Failure> {
         envelope
             .extra
             .insert(nap_llm::SESSION_FIELD.to_owned(), conversation.clone());
-        let stream = match client.prompt_with(&agent, envelope, options).await {
+        let stream = match client.prompt_with(&agent, envelope, options.clone()).await {
             Ok(stream) => stream,
             Err(error) => {
                 render.stop_spinner();

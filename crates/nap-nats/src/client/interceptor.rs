@@ -39,7 +39,7 @@ use async_nats::HeaderMap;
 use nap_proto::Envelope;
 use nap_proto::envelope::ENVELOPE_FIELDS;
 use nap_proto::identity::SENDER_HEADER;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{AgentHandle, Event};
 use crate::Error;
@@ -119,6 +119,7 @@ pub struct OutgoingPrompt<'a> {
     envelope: &'a mut Envelope,
     headers: &'a mut HeaderMap,
     stream: &'a StreamInfo,
+    context: &'a Map<String, Value>,
 }
 
 impl<'a> OutgoingPrompt<'a> {
@@ -127,13 +128,22 @@ impl<'a> OutgoingPrompt<'a> {
         envelope: &'a mut Envelope,
         headers: &'a mut HeaderMap,
         stream: &'a StreamInfo,
+        context: &'a Map<String, Value>,
     ) -> Self {
         OutgoingPrompt {
             agent,
             envelope,
             headers,
             stream,
+            context,
         }
+    }
+
+    /// The caller-local values the prompt was sent with
+    /// ([`PromptOptions::context`](super::PromptOptions::context)); never
+    /// sent.
+    pub fn context(&self) -> &Map<String, Value> {
+        self.context
     }
 
     /// The agent prompted.

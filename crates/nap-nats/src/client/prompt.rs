@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
+use serde_json::{Map, Value};
 use nap_proto::request::{self, PromptLimits};
 use nap_proto::stream::DEFAULT_INACTIVITY;
 use nap_proto::{
@@ -64,7 +65,7 @@ impl IntoEnvelope for &String {
 pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
 
 /// How one prompt is streamed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PromptOptions {
     /// The stream ends with [`Error::InactivityTimeout`] when no message
@@ -81,6 +82,12 @@ pub struct PromptOptions {
     /// stream ends with [`Error::Lost`] ([`Loss::BufferFull`]). Default:
     /// [`DEFAULT_MAX_BYTES`].
     pub max_bytes: u64,
+    /// Values for the client's [`PromptInterceptor`](super::PromptInterceptor)s
+    /// about this one prompt, read with
+    /// [`OutgoingPrompt::context`](super::OutgoingPrompt::context). They
+    /// stay on this side: nothing of them is sent. The agent tools put the
+    /// model's tool-call id here (`tool_call_id`). Default: empty.
+    pub context: Map<String, Value>,
 }
 
 impl Default for PromptOptions {
@@ -89,6 +96,7 @@ impl Default for PromptOptions {
             inactivity_timeout: DEFAULT_INACTIVITY,
             deadline: None,
             max_bytes: DEFAULT_MAX_BYTES,
+            context: Map::new(),
         }
     }
 }
@@ -111,6 +119,13 @@ impl PromptOptions {
     /// These options with another memory budget.
     pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
         self.max_bytes = max_bytes;
+        self
+    }
+
+    /// These options with one more caller-local context value for the
+    /// interceptors (see [`PromptOptions::context`]).
+    pub fn with_context(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.context.insert(key.into(), value.into());
         self
     }
 }
@@ -273,7 +288,7 @@ impl Client {
         );
         let mut headers = HeaderMap::new();
         for interceptor in self.inner.interceptors.iter() {
-            let mut outgoing = OutgoingPrompt::new(agent, &mut envelope, &mut headers, &info);
+            let mut outgoing = OutgoingPrompt::new(agent, &mut envelope, &mut headers, &info, &options.context);
             interceptor.before_prompt(&mut outgoing).await?;
         }
         // §5.4: local checks before publishing; the server's limit counts too.

@@ -9,6 +9,7 @@
 mod calls;
 mod definitions;
 mod extension;
+mod refusal;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,6 +26,7 @@ use nap_proto::identity::{AgentId, MinSenderTrust, RegisteredIdentity};
 use nap_proto::{Attachment, DiscoveryConfig, DiscoveryFilter, Envelope};
 use serde_json::{Map, Value, json};
 
+use refusal::Refusal;
 use calls::{Call, End, ScopeState, Waiting, refuse};
 pub use definitions::{
     ALL_TOOLS, ANSWER_AGENT, CANCEL_AGENT, DISCOVER_AGENTS, LIST_AGENT_CALLS, PROMPT_AGENT,
@@ -40,6 +42,10 @@ pub type ToolDefinition = nap_llm::ToolSpec;
 /// Told of every call that finishes outside a served prompt: its result,
 /// and whether a tool call was waiting for it then (the contract's 3.4).
 pub type OnSettled = Arc<dyn Fn(&Value, bool) + Send + Sync>;
+
+/// The key under which the model's tool-call id reaches the client's
+/// prompt interceptors, in [`PromptOptions::context`].
+pub const TOOL_CALL_ID: &str = "tool_call_id";
 
 /// The runtime limit of a call by default: 10 minutes.
 pub const DEFAULT_RUNTIME_LIMIT: Duration = Duration::from_secs(600);
@@ -455,7 +461,7 @@ impl AgentTools {
     ) -> Value {
         let mut result = match self.dispatch(scope, name, args, tool_call_id).await {
             Ok(value) => value,
-            Err(message) => refusal(message),
+            Err(refused) => refused.into_result(),
         };
         self.add_open_calls(scope, &mut result);
         result
@@ -471,12 +477,12 @@ impl AgentTools {
         name: &str,
         args: Value,
         tool_call_id: Option<&str>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, Refusal> {
         if !ALL_TOOLS.contains(&name) || !self.has(name) {
             let offered = self.inner.offered.join(", ");
             return Err(format!(
                 "there is no tool `{name}` here; the agent tools offered are: {offered}"
-            ));
+            ).into());
         }
         let args = Args::parse(name, args)?;
         match name {
@@ -536,7 +542,7 @@ impl AgentTools {
     }
 
     /// `wait`, refused as `false` when nothing may be detached.
-    fn wait_arg(&self, args: &Args) -> Result<Option<bool>, String> {
+    fn wait_arg(&self, args: &Args) -> Result<Option<bool>, Refusal> {
         let wait = args.boolean("wait")?;
         if self.inner.blocking_only && wait == Some(false) {
             return Err(
@@ -583,7 +589,7 @@ impl AgentTools {
         agent: Option<String>,
         owner: Option<String>,
         name: Option<String>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, Refusal> {
         let filter = DiscoveryFilter {
             agent,
             owner,
@@ -614,7 +620,7 @@ impl AgentTools {
                     tracing::error!(%field, "an agent-tools extension sets a discovery field the contract defines");
                     return Err(format!(
                         "an extension of these tools has a bug: it sets `{field}`, a field the contract defines"
-                    ));
+                    ).into());
                 }
                 fields.extend(extra);
             }
@@ -624,7 +630,7 @@ impl AgentTools {
         Ok(json!({ "agents": agents }))
     }
 
-    async fn resolve(&self, address: &str) -> Result<AgentHandle, String> {
+    async fn resolve(&self, address: &str) -> Result<AgentHandle, Refusal> {
         let unknown = || {
             let hint = if self.has(DISCOVER_AGENTS) {
                 "; discover_agents lists the agents there are"
@@ -642,7 +648,7 @@ impl AgentTools {
                 ..DiscoveryFilter::any()
             },
             ["agents", "prompt", ..] => DiscoveryFilter::any(),
-            _ => return Err(unknown()),
+            _ => return Err(unknown().into()),
         };
         let handles = self
             .inner
@@ -653,7 +659,7 @@ impl AgentTools {
         handles
             .into_iter()
             .find(|h| h.prompt_subject() == address)
-            .ok_or_else(unknown)
+            .ok_or_else(|| unknown().into())
     }
 
     /// The files the model wants to send, read from under the roots
@@ -661,7 +667,7 @@ impl AgentTools {
     fn read_attachments(
         &self,
         paths: &[String],
-    ) -> Result<(Vec<PathBuf>, Vec<Attachment>), String> {
+    ) -> Result<(Vec<PathBuf>, Vec<Attachment>), Refusal> {
         let mut reader = AttachmentReader::new(&self.inner.roots)
             .map_err(|e| format!("attachments cannot be sent: {e}"))?;
         let mut resolved = Vec::new();
@@ -679,7 +685,7 @@ impl AgentTools {
         scope: &Arc<ScopeState>,
         args: PromptArgs,
         tool_call_id: Option<&str>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, Refusal> {
         let PromptArgs {
             address,
             prompt,
@@ -718,13 +724,13 @@ impl AgentTools {
             };
             let rewrite = extension.before_prompt(&ctx).await;
             if let Some(error) = rewrite.refuse {
-                return Err(error);
+                return Err(error.into());
             }
             if let Some(field) = extension::reserved(&rewrite.fields, &extension::CALL_FIELDS) {
                 tracing::error!(%field, "an agent-tools extension sets a result field the contract defines");
                 return Err(format!(
                     "an extension of these tools has a bug: it sets `{field}`, a field the contract defines"
-                ));
+                ).into());
             }
             if let Some(text) = rewrite.prompt {
                 prompt = text;
@@ -733,8 +739,12 @@ impl AgentTools {
         }
         let mut envelope = Envelope::text(prompt);
         envelope.attachments = files;
-        let options = PromptOptions::inactivity_timeout(self.inner.inactivity_timeout)
+        let mut options = PromptOptions::inactivity_timeout(self.inner.inactivity_timeout)
             .with_deadline(self.inner.runtime_limit);
+        if let Some(id) = tool_call_id {
+            // Never sent: for the client's prompt interceptors only.
+            options = options.with_context(TOOL_CALL_ID, id);
+        }
         let stream = self
             .inner
             .client
@@ -744,10 +754,10 @@ impl AgentTools {
         {
             let mut calls = scope.lock();
             if calls.closed {
-                return Err(closed(scope));
+                return Err(closed(scope).into());
             }
             if !calls.make_room(self.inner.max_calls) {
-                return Err(self.full_message());
+                return Err(self.full_message().into());
             }
             let mut call = Call::new(id.clone(), label, address.clone(), !wait);
             call.fields = fields;
@@ -804,13 +814,13 @@ impl AgentTools {
     }
 
     /// Refuses when the scope is full of open calls.
-    fn room(&self, scope: &ScopeState) -> Result<(), String> {
+    fn room(&self, scope: &ScopeState) -> Result<(), Refusal> {
         let calls = scope.lock();
         if calls.closed {
-            return Err(closed(scope));
+            return Err(closed(scope).into());
         }
         if calls.list.len() >= self.inner.max_calls && calls.open() == calls.list.len() {
-            return Err(self.full_message());
+            return Err(self.full_message().into());
         }
         Ok(())
     }
@@ -838,7 +848,7 @@ impl AgentTools {
         scope: &Arc<ScopeState>,
         ids: Vec<String>,
         timeout: Duration,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, Refusal> {
         self.known(scope, &ids)?;
         match wait_ready(scope, &ids, Some(timeout)).await {
             Some((mut result, remaining)) => {
@@ -849,10 +859,10 @@ impl AgentTools {
         }
     }
 
-    fn known(&self, scope: &ScopeState, ids: &[String]) -> Result<(), String> {
+    fn known(&self, scope: &ScopeState, ids: &[String]) -> Result<(), Refusal> {
         let calls = scope.lock();
         if let Some(id) = ids.iter().find(|id| calls.get(id).is_none()) {
-            return Err(self.unknown_call(id));
+            return Err(self.unknown_call(id).into());
         }
         Ok(())
     }
@@ -872,17 +882,17 @@ impl AgentTools {
         id: String,
         answer: String,
         wait: Option<bool>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, Refusal> {
         let (question, detached) = {
             let mut calls = scope.lock();
             let Some(call) = calls.get_mut(&id) else {
-                return Err(self.unknown_call(&id));
+                return Err(self.unknown_call(&id).into());
             };
             if call.end.is_some() || call.questions.is_empty() {
                 return Err(format!(
                     "call `{id}` has no open question: it is {}",
                     call.state()
-                ));
+                ).into());
             }
             let question = call.questions.pop_front();
             (question, call.detached)
@@ -890,7 +900,7 @@ impl AgentTools {
         scope.notify();
         if let Some(question) = question {
             if let Err(e) = question.query.answer(answer).await {
-                return Err(format!("the answer was not sent: {e}"));
+                return Err(format!("the answer was not sent: {e}").into());
             }
         }
         if wait.unwrap_or(!detached) {
@@ -1046,7 +1056,7 @@ impl Drop for CancelOnDrop {
 fn save_all(
     saver: &mut Result<AttachmentSaver, SaveError>,
     files: &[Attachment],
-) -> Result<Vec<Value>, String> {
+) -> Result<Vec<Value>, Refusal> {
     let mut out = Vec::new();
     for file in files {
         let size = file.content.len() as u64;
@@ -1058,7 +1068,7 @@ fn save_all(
             Err(SaveError::OverBudget { .. }) => {
                 out.push(calls::skipped(&file.filename, size, "over_limit"));
             }
-            Err(e) => return Err(format!("a file the agent sent could not be saved: {e}")),
+            Err(e) => return Err(format!("a file the agent sent could not be saved: {e}").into()),
         }
     }
     Ok(out)
@@ -1079,7 +1089,7 @@ async fn read(
             Some(Ok(Event::Response(data))) => {
                 let files = match save_all(&mut saver, data.attachments()) {
                     Ok(files) => files,
-                    Err(e) => break End::Failed(e),
+                    Err(e) => break End::Failed(e.to_string()),
                 };
                 let mut calls = scope.lock();
                 if let Some(call) = calls.get_mut(&id) {
@@ -1092,7 +1102,7 @@ async fn read(
                     Ok(files) => files,
                     Err(e) => {
                         refuse(vec![query]);
-                        break End::Failed(e);
+                        break End::Failed(e.to_string());
                     }
                 };
                 let ctx = ReplyContext {
@@ -1106,7 +1116,7 @@ async fn read(
                     Ok(fields) => fields,
                     Err(e) => {
                         refuse(vec![query]);
-                        break End::Failed(e);
+                        break End::Failed(e.to_string());
                     }
                 };
                 {
@@ -1158,7 +1168,7 @@ async fn read(
                         }
                         break End::Completed;
                     }
-                    Err(e) => break End::Failed(e),
+                    Err(e) => break End::Failed(e.to_string()),
                 }
             }
             Some(Ok(_)) => {}
@@ -1189,7 +1199,7 @@ async fn read(
 async fn look(
     extensions: &[Arc<dyn Extension>],
     ctx: &ReplyContext<'_>,
-) -> Result<Map<String, Value>, String> {
+) -> Result<Map<String, Value>, Refusal> {
     let mut fields = Map::new();
     for extension in extensions {
         let bug = |what: String| {
@@ -1203,7 +1213,7 @@ async fn look(
         if let Some(field) = extension::reserved(&extra, &extension::CALL_FIELDS) {
             return Err(bug(format!(
                 "it sets `{field}`, a field the contract defines"
-            )));
+            )).into());
         }
         fields.extend(extra);
     }
@@ -1319,7 +1329,7 @@ struct Args {
 }
 
 impl Args {
-    fn parse(tool: &str, args: Value) -> Result<Args, String> {
+    fn parse(tool: &str, args: Value) -> Result<Args, Refusal> {
         let args = match args {
             Value::String(text) => serde_json::from_str(&text)
                 .map_err(|e| format!("the arguments of {tool} are not JSON: {e}"))?,
@@ -1331,50 +1341,50 @@ impl Args {
                 tool: tool.to_owned(),
                 map,
             }),
-            _ => Err(format!("the arguments of {tool} must be an object")),
+            _ => Err(format!("the arguments of {tool} must be an object").into()),
         }
     }
 
-    fn only(&self, known: &[&str]) -> Result<(), String> {
+    fn only(&self, known: &[&str]) -> Result<(), Refusal> {
         match self.map.keys().find(|k| !known.contains(&k.as_str())) {
-            Some(k) => Err(format!("{} takes no argument `{k}`", self.tool)),
+            Some(k) => Err(format!("{} takes no argument `{k}`", self.tool).into()),
             None => Ok(()),
         }
     }
 
-    fn string(&self, key: &str) -> Result<Option<String>, String> {
+    fn string(&self, key: &str) -> Result<Option<String>, Refusal> {
         match self.map.get(key) {
             None => Ok(None),
             Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
-            Some(_) => Err(format!("`{key}` must be a non-empty string")),
+            Some(_) => Err(format!("`{key}` must be a non-empty string").into()),
         }
     }
 
-    fn required(&self, key: &str) -> Result<String, String> {
+    fn required(&self, key: &str) -> Result<String, Refusal> {
         self.string(key)?
-            .ok_or_else(|| format!("{} needs `{key}`", self.tool))
+            .ok_or_else(|| format!("{} needs `{key}`", self.tool).into())
     }
 
-    fn boolean(&self, key: &str) -> Result<Option<bool>, String> {
+    fn boolean(&self, key: &str) -> Result<Option<bool>, Refusal> {
         match self.map.get(key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(_) => Err(format!("`{key}` must be true or false")),
+            Some(_) => Err(format!("`{key}` must be true or false").into()),
         }
     }
 
-    fn integer(&self, key: &str) -> Result<Option<u64>, String> {
+    fn integer(&self, key: &str) -> Result<Option<u64>, Refusal> {
         match self.map.get(key) {
             None => Ok(None),
             Some(v) => v
                 .as_u64()
                 .map(Some)
-                .ok_or_else(|| format!("`{key}` must be a whole number, 0 or more")),
+                .ok_or_else(|| format!("`{key}` must be a whole number, 0 or more").into()),
         }
     }
 
-    fn strings(&self, key: &str) -> Result<Option<Vec<String>>, String> {
-        let bad = || format!("`{key}` must be a list of non-empty strings");
+    fn strings(&self, key: &str) -> Result<Option<Vec<String>>, Refusal> {
+        let bad = || Refusal::from(format!("`{key}` must be a list of non-empty strings"));
         match self.map.get(key) {
             None => Ok(None),
             Some(Value::Array(items)) => items
@@ -1389,10 +1399,10 @@ impl Args {
         }
     }
 
-    fn ids(&self, key: &str) -> Result<Vec<String>, String> {
+    fn ids(&self, key: &str) -> Result<Vec<String>, Refusal> {
         match self.strings(key)? {
             Some(ids) if !ids.is_empty() => Ok(ids),
-            _ => Err(format!("{} needs `{key}`, one call_id or more", self.tool)),
+            _ => Err(format!("{} needs `{key}`, one call_id or more", self.tool).into()),
         }
     }
 }
