@@ -1357,7 +1357,10 @@ async fn a_blocking_only_set_points_the_model_to_answer_agent() {
 
 /// Records the `tool_call_id` each prompt's context carried, and whether
 /// the prompt as sent holds it anywhere.
-struct SeesContext(Arc<std::sync::Mutex<Vec<(Option<Value>, bool)>>>);
+struct SeesContext(Arc<std::sync::Mutex<Vec<Seen>>>);
+
+/// The context's `tool_call_id`, and whether the sent envelope holds it.
+type Seen = (Option<Value>, bool);
 
 #[async_trait::async_trait]
 impl nap_nats::client::PromptInterceptor for SeesContext {
