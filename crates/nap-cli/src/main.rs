@@ -66,6 +66,8 @@ enum Command {
     Watch(commands::watch::WatchArgs),
     /// Host an agent from the terminal: echo, exec -- CMD, or llm.
     Serve(commands::serve::ServeArgs),
+    /// Serve the agent tools (discover, prompt, wait, answer, cancel, list) to an MCP host over stdio.
+    Mcp(commands::mcp::McpArgs),
 }
 
 fn main() -> ExitCode {
@@ -103,6 +105,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Status(args) => commands::status::run(nats, args).await,
         Command::Watch(args) => commands::watch::run(nats, args).await,
         Command::Serve(args) => commands::serve::run(nats, args).await,
+        Command::Mcp(args) => commands::mcp::run(nats, args).await,
     }
 }
 

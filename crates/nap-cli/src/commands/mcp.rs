@@ -7,10 +7,11 @@
 //! returned as one JSON text block (and as structured content), exactly
 //! what the tool itself returned, refusals (`{"error": …}`) included.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use nap_orchestrator::agent_tools::AgentTools;
+use nap_orchestrator::agent_tools::{AgentTools, BLOCKING_TOOLS};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
@@ -26,9 +27,19 @@ use crate::failure::{Failure, Status};
 /// Arguments of `nap mcp`.
 #[derive(Debug, Args)]
 pub struct McpArgs {
-    /// Offer only the blocking tools (discover_agents, prompt_agent, list_agent_calls)
+    /// Offer only the blocking tools: discover_agents, prompt_agent and answer_agent
     #[arg(long)]
     blocking_only: bool,
+
+    /// A directory whose files prompt_agent may send as attachments (repeatable;
+    /// none by default, so no local file leaves this machine unless allowed)
+    #[arg(long = "attach-root", value_name = "DIR")]
+    attach_roots: Vec<PathBuf>,
+
+    /// Where the files agents return are saved, one directory per call
+    /// (default: a fresh directory under the system's temporary directory)
+    #[arg(long, value_name = "DIR")]
+    staging_dir: Option<PathBuf>,
 }
 
 /// The MCP server: the agent tools of one connection.
@@ -80,11 +91,16 @@ impl ServerHandler for AgentToolsServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = Value::Object(request.arguments.unwrap_or_default());
-        let result = self.tools.call(&request.name, args).await;
-        let text = serde_json::to_string(&result).unwrap_or_default();
+        // The MCP request id is the tool-call id the contract's hooks see.
+        let id = context.id.to_string();
+        let result = self
+            .tools
+            .call_with_id(&request.name, args, Some(&id))
+            .await;
+        let text = result.to_string();
         let refused = result.get("error").is_some();
         let content = vec![ContentBlock::text(text)];
         let mut reply = if refused {
@@ -102,17 +118,26 @@ impl ServerHandler for AgentToolsServer {
 /// Runs `nap mcp` until the MCP host closes stdin.
 pub async fn run(conn: Connection, args: McpArgs) -> Result<(), Failure> {
     let client = client(&conn).await?;
-    let mut tools = AgentTools::new(client);
+    let mut builder = AgentTools::builder(client);
     if args.blocking_only {
-        tools = tools.blocking_only();
+        builder = builder.tools(BLOCKING_TOOLS);
     }
-    let server = AgentToolsServer::new(tools)
+    for root in args.attach_roots {
+        builder = builder.attachment_root(root);
+    }
+    if let Some(dir) = args.staging_dir {
+        builder = builder.staging_dir(dir);
+    }
+    let tools = builder
+        .build()
+        .map_err(|e| Failure::new(Status::Usage, e))?;
+    let server = AgentToolsServer::new(tools.clone())
         .serve(rmcp::transport::stdio())
         .await
         .map_err(|e| Failure::new(Status::Stream, anyhow::anyhow!("MCP start failed: {e}")))?;
-    server
-        .waiting()
-        .await
-        .map_err(|e| Failure::new(Status::Stream, anyhow::anyhow!("MCP server ended: {e}")))?;
+    let ended = server.waiting().await;
+    // Open calls end with the server: their streams are dropped (§6.7).
+    tools.close();
+    ended.map_err(|e| Failure::new(Status::Stream, anyhow::anyhow!("MCP server ended: {e}")))?;
     Ok(())
 }

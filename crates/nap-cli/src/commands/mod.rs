@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod discover;
 pub mod info;
+pub mod mcp;
 pub mod prompt;
 pub mod serve;
 pub mod status;

@@ -29,6 +29,11 @@ pub const ALL_TOOLS: [&str; 6] = [
     LIST_AGENT_CALLS,
 ];
 
+/// The blocking-only set (the contract's section 5): discover, prompt and
+/// answer, with no `wait` parameter anywhere; every call blocks until it
+/// settles or asks a question.
+pub const BLOCKING_TOOLS: [&str; 3] = [DISCOVER_AGENTS, PROMPT_AGENT, ANSWER_AGENT];
+
 fn string(description: &str) -> Value {
     json!({"type": "string", "minLength": 1, "description": description})
 }

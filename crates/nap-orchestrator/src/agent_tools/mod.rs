@@ -29,7 +29,7 @@ use serde_json::{Map, Value, json};
 use refusal::Refusal;
 use calls::{Call, End, ScopeState, Waiting, refuse};
 pub use definitions::{
-    ALL_TOOLS, ANSWER_AGENT, CANCEL_AGENT, DISCOVER_AGENTS, LIST_AGENT_CALLS, PROMPT_AGENT,
+    ALL_TOOLS, ANSWER_AGENT, BLOCKING_TOOLS, CANCEL_AGENT, DISCOVER_AGENTS, LIST_AGENT_CALLS, PROMPT_AGENT,
     WAIT_AGENT,
 };
 pub use extension::{
