@@ -1,21 +1,24 @@
 //! The demo of `cargo xtask demo`: three specialised agents (researcher,
-//! writer, editor), each its own NATS service, and a supervisor that
-//! discovers them and calls each one as a tool.
+//! writer, editor), each its own NATS service, and a supervisor whose model
+//! discovers them and prompts them through the agent tools, passing each
+//! one's output on to the next.
 //!
 //! The binaries `researcher`, `writer`, `editor`, `supervisor` and `demo`
 //! are thin wrappers around this module; they print, this module writes to
 //! the writer it is given.
 
+use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use nap_llm::{Llm, LlmAgent, Offline};
+use nap_nats::client::{OutgoingPrompt, PromptInterceptor, StreamEnd, StreamInfo};
 use nap_nats::{AgentHandle, AgentService, Client, Event, PromptOptions, RunningAgent};
-use nap_orchestrator::{SupervisedAgent, Supervisor};
+use nap_orchestrator::Supervisor;
 use nap_proto::DiscoveryFilter;
-use nap_proto::progress::Progress;
+use tokio::sync::mpsc;
 
 /// The boxed error of the demo functions.
 pub type DemoError = Box<dyn std::error::Error + Send + Sync>;
@@ -34,11 +37,14 @@ pub const DEFAULT_TOPIC: &str = "quantum computing";
 
 /// The supervisor's system prompt.
 pub const SUPERVISOR_PROMPT: &str = "You are the editor-in-chief of a small newsroom of \
-agents, each available as a tool that takes a prompt: researcher, writer and editor. For the \
-user's topic: first call researcher for notes on the topic; then call writer with the topic \
-and the complete notes; then call editor with the complete draft. Call one agent at a time \
-and pass outputs on in full: the agents do not see this conversation. Finally answer with \
-the editor's article only, without comments. If an agent fails, say which one and why.";
+agents on NATS, reached through the agent tools. Find them with discover_agents: a \
+researcher, a writer and an editor. For the user's topic: first prompt the researcher for \
+notes on the topic; then the writer with the topic and the complete notes; then the editor \
+with the complete draft. Each step needs the one before, so run one call at a time; start \
+each detached (wait: false) and collect it with wait_agent. Pass outputs on in full: the \
+agents do not see this conversation. If an agent asks a question, answer it with \
+answer_agent. Finally answer with the editor's article only, without comments. If an agent \
+fails, say which one and why.";
 
 /// One of the demo's three specialised agents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,23 +138,166 @@ pub async fn start_worker(
     Ok(running)
 }
 
-/// A supervisor over the workers of `owner`.
-pub async fn start_supervisor(
+/// The workers of `owner`, as the supervisor may discover them.
+pub fn workers(owner: &str) -> DiscoveryFilter {
+    DiscoveryFilter {
+        agent: Some(WORKER_AGENT.into()),
+        owner: Some(owner.into()),
+        ..DiscoveryFilter::any()
+    }
+}
+
+/// A supervisor whose model reaches the workers of `owner` through the
+/// agent tools of `client`.
+pub fn start_supervisor(
     client: Client,
     llm: Arc<dyn Llm>,
     owner: &str,
 ) -> Result<Supervisor, DemoError> {
     let supervisor = Supervisor::builder(client, llm)
-        .filter(DiscoveryFilter {
-            agent: Some(WORKER_AGENT.into()),
-            owner: Some(owner.into()),
-            ..DiscoveryFilter::any()
-        })
+        .filter(workers(owner))
         .system(SUPERVISOR_PROMPT)
-        .rediscover_every(Duration::from_secs(10))
-        .start()
-        .await?;
+        .build()?;
     Ok(supervisor)
+}
+
+/// The names of the workers of `owner` that answer discovery, sorted.
+pub async fn discover_workers(client: &Client, owner: &str) -> Result<Vec<String>, DemoError> {
+    let mut names: Vec<String> = client
+        .discover(workers(owner))
+        .await?
+        .iter()
+        .map(|h| h.name().unwrap_or(h.agent()).to_owned())
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// Waits up to `timeout` until every role has a worker of `owner`; the
+/// names found last.
+pub async fn wait_for_workers(
+    client: &Client,
+    owner: &str,
+    timeout: Duration,
+) -> Result<Vec<String>, DemoError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let names = discover_workers(client, owner).await?;
+        let all = Role::ALL
+            .iter()
+            .all(|r| names.iter().any(|n| n == r.name()));
+        if all || Instant::now() >= deadline {
+            return Ok(names);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One agent's turn, as the supervisor's client saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Turn {
+    /// The supervisor prompted `agent` with `prompt`.
+    Prompted {
+        /// The agent's instance name.
+        agent: String,
+        /// The prompt's text.
+        prompt: String,
+    },
+    /// `agent`'s reply ended.
+    Replied {
+        /// The agent's instance name.
+        agent: String,
+        /// The reply's text.
+        reply: String,
+        /// Why it ended early, when it did.
+        failure: Option<String>,
+    },
+}
+
+/// A prompt interceptor for the supervisor's client that reports every
+/// turn of the agents it prompts, with their input and their output.
+#[derive(Debug)]
+pub struct TurnLog {
+    turns: mpsc::UnboundedSender<Turn>,
+    /// Reply text so far, by reply inbox.
+    open: Mutex<HashMap<String, (String, String)>>,
+}
+
+impl TurnLog {
+    /// A log and the receiver of its turns.
+    pub fn new() -> (TurnLog, mpsc::UnboundedReceiver<Turn>) {
+        let (turns, rx) = mpsc::unbounded_channel();
+        let log = TurnLog {
+            turns,
+            open: Mutex::new(HashMap::new()),
+        };
+        (log, rx)
+    }
+
+    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, String)>> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl PromptInterceptor for TurnLog {
+    async fn before_prompt(
+        &self,
+        prompt: &mut OutgoingPrompt<'_>,
+    ) -> Result<(), nap_nats::client::InterceptError> {
+        let agent = prompt
+            .agent()
+            .name()
+            .unwrap_or(prompt.agent().agent())
+            .to_owned();
+        self.open().insert(
+            prompt.stream().inbox().to_owned(),
+            (agent.clone(), String::new()),
+        );
+        let _ = self.turns.send(Turn::Prompted {
+            agent,
+            prompt: prompt.envelope().prompt.clone(),
+        });
+        Ok(())
+    }
+
+    fn on_event(&self, stream: &StreamInfo, event: &Event) {
+        if let Event::Response(data) = event {
+            if let Some((_, text)) = self.open().get_mut(stream.inbox()) {
+                text.push_str(data.text());
+            }
+        }
+    }
+
+    fn on_end(&self, stream: &StreamInfo, end: StreamEnd<'_>) {
+        let Some((agent, reply)) = self.open().remove(stream.inbox()) else {
+            return;
+        };
+        let failure = match end {
+            StreamEnd::Complete => None,
+            StreamEnd::Failed(error) => Some(error.to_string()),
+            StreamEnd::Dropped => Some("cancelled".to_owned()),
+            _ => Some("ended".to_owned()),
+        };
+        let _ = self.turns.send(Turn::Replied {
+            agent,
+            reply,
+            failure,
+        });
+    }
+}
+
+/// `text` on one line, at most `max` characters.
+pub fn one_line(text: &str, max: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
 }
 
 /// Serves `supervisor` as `supervisor`/`owner`/`name`.
@@ -166,21 +315,6 @@ pub async fn serve_supervisor(
     Ok(running)
 }
 
-/// The tool names, for display.
-pub fn tool_names(agents: &[SupervisedAgent]) -> String {
-    if agents.is_empty() {
-        return "(none yet)".to_owned();
-    }
-    agents
-        .iter()
-        .map(|a| match a.instances.len() {
-            1 => a.tool.clone(),
-            n => format!("{} ({n} instances)", a.tool),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// How one article run went.
 #[derive(Debug, Clone, Default)]
 pub struct RunReport {
@@ -192,11 +326,16 @@ pub struct RunReport {
     pub text: String,
 }
 
+/// How much of a prompt or a reply a turn line shows.
+const SHOWN: usize = 150;
+
 /// Prompts the served supervisor with `topic` and writes, as it happens,
-/// which agent is working and the answer streaming in.
+/// each agent's turn (what it was given and what it gave back, from
+/// `turns`) and the answer streaming in.
 pub async fn write_article(
     supervisor: &AgentHandle,
     topic: &str,
+    turns: &mut mpsc::UnboundedReceiver<Turn>,
     out: &mut impl Write,
 ) -> Result<RunReport, DemoError> {
     let prompt = format!("Write a short article about {topic}.");
@@ -206,49 +345,56 @@ pub async fn write_article(
     let mut stream = supervisor.prompt_with(prompt, options).await?;
     let mut report = RunReport::default();
     let mut in_text = false;
-    while let Some(event) = stream.next().await {
-        match event? {
-            Event::Status(token) => {
-                let line = match Progress::parse(&token) {
-                    Some(Progress::Started(agent)) => {
-                        let line = format!("→ {agent} is working");
-                        report.started.push(agent);
-                        line
-                    }
-                    Some(Progress::Done(agent)) => format!("✓ {agent} finished"),
-                    Some(Progress::Failed(agent)) => {
-                        let line = format!("✗ {agent} failed");
-                        report.failed.push(agent);
-                        line
-                    }
-                    _ => continue,
-                };
+    loop {
+        tokio::select! {
+            // Turns first: they all happen before the supervisor answers.
+            biased;
+            Some(turn) = turns.recv() => {
                 if in_text {
                     writeln!(out)?;
                     in_text = false;
                 }
-                writeln!(out, "{line}")?;
-            }
-            Event::Response(data) => {
-                if !in_text {
-                    writeln!(out, "\n── supervisor ──")?;
-                    in_text = true;
+                match turn {
+                    Turn::Prompted { agent, prompt } => {
+                        writeln!(out, "→ {agent} is working")?;
+                        writeln!(out, "    given:    {}", one_line(&prompt, SHOWN))?;
+                        report.started.push(agent);
+                    }
+                    Turn::Replied { agent, reply, failure: None } => {
+                        writeln!(out, "✓ {agent} finished")?;
+                        writeln!(out, "    answered: {}", one_line(&reply, SHOWN))?;
+                    }
+                    Turn::Replied { agent, failure: Some(why), .. } => {
+                        writeln!(out, "✗ {agent} failed: {why}")?;
+                        report.failed.push(agent);
+                    }
                 }
-                write!(out, "{}", data.text())?;
-                report.text.push_str(data.text());
             }
-            Event::Query(query) => {
-                // The demo runs unattended: say so, and let the agent decide.
-                writeln!(out, "? {} (answered: decide yourself)", query.prompt())?;
-                query
-                    .answer("Decide yourself; nobody is at the keyboard.")
-                    .await?;
+            event = stream.next() => {
+                let Some(event) = event else { break };
+                match event? {
+                    Event::Response(data) => {
+                        if !in_text {
+                            writeln!(out, "\n── supervisor ──")?;
+                            in_text = true;
+                        }
+                        write!(out, "{}", data.text())?;
+                        report.text.push_str(data.text());
+                    }
+                    Event::Query(query) => {
+                        // The demo runs unattended: say so, and let the agent decide.
+                        writeln!(out, "? {} (answered: decide yourself)", query.prompt())?;
+                        query
+                            .answer("Decide yourself; nobody is at the keyboard.")
+                            .await?;
+                    }
+                    Event::Violation(violation) => {
+                        return Err(nap_nats::Error::Protocol(violation).into());
+                    }
+                    Event::End => break,
+                    _ => {}
+                }
             }
-            Event::Violation(violation) => {
-                return Err(nap_nats::Error::Protocol(violation).into());
-            }
-            Event::End => break,
-            _ => {}
         }
         out.flush()?;
     }
@@ -345,36 +491,24 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> Result<RunReport
         agents.push(running);
     }
 
-    // The supervisor discovers them and is served as an agent itself.
+    // The supervisor reaches them through the agent tools of a client
+    // whose turns the demo shows; it is served as an agent itself.
     let client = Client::new(nats.clone()).await?;
-    let supervisor = start_supervisor(client.clone(), llm, OWNER).await?;
-    let all_there = |a: &[SupervisedAgent]| {
-        Role::ALL
-            .iter()
-            .all(|r| a.iter().any(|s| s.tool == r.name()))
-    };
-    if !supervisor
-        .wait_for(all_there, Duration::from_secs(10))
-        .await
-    {
-        return Err(format!(
-            "the supervisor did not discover all three agents: {}",
-            tool_names(&supervisor.agents())
-        )
-        .into());
-    }
-    writeln!(
-        out,
-        "  supervisor discovered: {}",
-        tool_names(&supervisor.agents())
-    )?;
+    let (log, mut turns) = TurnLog::new();
+    let tools_client = Client::builder(nats.clone())
+        .interceptor(log)
+        .build()
+        .await?;
+    let supervisor = start_supervisor(tools_client, llm, OWNER)?;
+    let found = wait_for_workers(&client, OWNER, Duration::from_secs(10)).await?;
+    writeln!(out, "  workers on NATS: {}", found.join(", "))?;
     let name = format!("supervisor-{}", std::process::id());
     let served = serve_supervisor(nats.clone(), supervisor.clone(), OWNER, &name).await?;
     let handle = client.lookup(served.id()).await?;
     writeln!(out)?;
     out.flush()?;
 
-    let outcome = write_article(&handle, &options.topic, out).await;
+    let outcome = write_article(&handle, &options.topic, &mut turns, out).await;
 
     // Clean up what we started, whatever happened.
     served.stop().await;

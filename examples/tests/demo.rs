@@ -28,14 +28,43 @@ async fn run(bin: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String, S
     )
 }
 
-/// Each agent's turn is shown, and the final text.
+/// The three turns are shown in order, each agent given what the one
+/// before answered, and the final text is the editor's.
 fn assert_turns_and_text(stdout: &str, topic: &str) {
-    for agent in ["researcher", "writer", "editor"] {
+    let at = |needle: &str| {
+        stdout
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{stdout}"))
+    };
+    let order = ["researcher", "writer", "editor"].map(|a| at(&format!("→ {a} is working")));
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let after = |prefix: &str, label: &str| -> String {
+        let i = lines
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in:\n{stdout}"));
+        lines[i + 1]
+            .trim()
+            .strip_prefix(label)
+            .unwrap_or_else(|| panic!("no {label:?} after {prefix:?}:\n{stdout}"))
+            .trim()
+            .trim_end_matches('…')
+            .to_owned()
+    };
+    let given = |a: &str| after(&format!("→ {a} is working"), "given:");
+    let answered = |a: &str| after(&format!("✓ {a} finished"), "answered:");
+    assert!(given("researcher").contains(topic), "{stdout}");
+    // Each agent is given the previous answer, and its answer is built on it.
+    for (before, next) in [("researcher", "writer"), ("writer", "editor")] {
+        let passed = answered(before);
+        let shown = passed.chars().count().min(given(next).chars().count());
+        let head = |s: &str| s.chars().take(shown).collect::<String>();
+        assert_eq!(head(&given(next)), head(&passed), "{stdout}");
         assert!(
-            stdout.contains(&format!("→ {agent} is working")),
+            answered(next).contains("You said: \"[offline model]"),
             "{stdout}"
         );
-        assert!(stdout.contains(&format!("✓ {agent} finished")), "{stdout}");
     }
     let text = stdout
         .split("── supervisor ──")
@@ -43,9 +72,14 @@ fn assert_turns_and_text(stdout: &str, topic: &str) {
         .unwrap_or_else(|| panic!("no final text: {stdout}"));
     assert!(text.contains("[offline model]"), "{text}");
     assert!(text.contains(topic), "{text}");
-    for agent in ["researcher", "writer", "editor"] {
-        assert!(text.contains(&format!("{agent} returned:")), "{text}");
-    }
+    assert!(
+        text.contains("I called researcher, then writer, then editor"),
+        "{text}"
+    );
+    assert!(
+        text.contains("editor answered: [offline model] (You are a demanding editor.)"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +98,7 @@ async fn the_demo_runs_on_a_private_server_when_nats_url_does_not_answer() {
     );
     assert!(stdout.contains("private nats-server"), "{stdout}");
     assert!(
-        stdout.contains("supervisor discovered: editor, researcher, writer"),
+        stdout.contains("workers on NATS: editor, researcher, writer"),
         "{stdout}"
     );
     assert_turns_and_text(&stdout, "quantum computing");
@@ -129,7 +163,7 @@ async fn the_four_terminal_walk_through_works_with_the_example_binaries() {
     .await;
     assert!(ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(
-        stdout.contains("discovered: editor, researcher, writer"),
+        stdout.contains("workers on NATS: editor, researcher, writer"),
         "{stdout}"
     );
     assert_turns_and_text(&stdout, "tide pools");

@@ -6,10 +6,10 @@
 //!   as a `nap-llm` tool. The model writes a prompt, the agent answers over
 //!   NATS, its errors, silences and disappearance become tool errors the
 //!   model reads, its questions follow a [`QueryPolicy`].
-//! - [`Supervisor`]: an LLM agent whose tools are the agents a discovery
-//!   filter finds, kept current from heartbeats: agents that appear become
-//!   tools, agents that go offline are withdrawn, several instances of one
-//!   agent are one tool.
+//! - [`AgentTools`]: the six agent tools of the agent-tools contract
+//!   (discover, prompt, wait, answer, cancel, list) for any model.
+//! - [`Supervisor`]: an LLM agent that works through other agents with
+//!   the agent tools, its calls scoped to the prompt it serves.
 //! - [`Pipeline`]: sequences, fan-outs with a gather step, and bounded maps
 //!   without an LLM router, with per-step [`StepPolicy`] (timeout, retries)
 //!   and [`Progress`] events.
@@ -76,15 +76,13 @@
 //! let nats = async_nats::connect("nats://127.0.0.1:4222").await?;
 //! let client = Client::new(nats.clone()).await?;
 //!
-//! // Every agent of owner "demo" becomes a tool of the supervisor's model.
+//! // Its model discovers and prompts the agents of owner "demo" through the
+//! // six agent tools.
 //! let supervisor = Supervisor::builder(client.clone(), nap_llm::from_env()?)
 //!     .filter(DiscoveryFilter { owner: Some("demo".into()), ..DiscoveryFilter::any() })
 //!     .inactivity_timeout(Duration::from_secs(30))
-//!     .start()
-//!     .await?;
-//! for agent in supervisor.agents() {
-//!     println!("tool {} -> {} instance(s)", agent.tool, agent.instances.len());
-//! }
+//!     .build()?;
+//! println!("its tools: {:?}", supervisor.tools().offered());
 //!
 //! // Served on NATS, it is an agent like any other.
 //! let running = AgentService::builder("supervisor", "demo", "boss")
@@ -117,6 +115,4 @@ pub use remote_tool::{
     RemoteToolArgs, ToolAttachment,
 };
 pub use serve::PipelineAgent;
-pub use supervisor::{
-    DEFAULT_REDISCOVERY, DEFAULT_SUPERVISOR_PROMPT, SupervisedAgent, Supervisor, SupervisorBuilder,
-};
+pub use supervisor::{DEFAULT_SUPERVISOR_PROMPT, Supervisor, SupervisorBuilder};

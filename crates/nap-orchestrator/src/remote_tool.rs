@@ -122,31 +122,9 @@ impl Pool {
         Some(handles[i].clone())
     }
 
-    /// Adds an instance unless it is already there; whether it was added.
-    pub(crate) fn insert(&self, handle: AgentHandle) -> bool {
-        let mut handles = self.lock();
-        if handles.iter().any(|h| h.id() == handle.id()) {
-            return false;
-        }
-        handles.push(handle);
-        true
-    }
-
-    /// Removes an instance; whether it was there.
-    pub(crate) fn remove(&self, instance_id: &str) -> bool {
-        let mut handles = self.lock();
-        let before = handles.len();
-        handles.retain(|h| h.id() != instance_id);
-        handles.len() != before
-    }
-
     /// The instance ids.
     pub(crate) fn ids(&self) -> Vec<String> {
         self.lock().iter().map(|h| h.id().to_owned()).collect()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.lock().is_empty()
     }
 }
 

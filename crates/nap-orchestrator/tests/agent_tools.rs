@@ -1373,10 +1373,7 @@ impl nap_nats::client::PromptInterceptor for SeesContext {
             .get(nap_orchestrator::agent_tools::TOOL_CALL_ID)
             .cloned();
         let sent = serde_json::to_string(prompt.envelope()).unwrap();
-        self.0
-            .lock()
-            .unwrap()
-            .push((id, sent.contains("tc-ctx")));
+        self.0.lock().unwrap().push((id, sent.contains("tc-ctx")));
         Ok(())
     }
 }

@@ -1,21 +1,21 @@
-//! The supervisor end to end on a real nats-server: discovery, calls,
-//! withdrawal, load sharing, a Python agent among Rust ones, and itself
-//! served as an agent.
+//! The supervisor end to end on a real nats-server: its model works
+//! through the agent tools (discover, prompt detached, wait, answer),
+//! reports the agents at work, skips itself, reports failures, answers
+//! the workers' questions, and reaches a Python agent among Rust ones.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use nap_agent::{Agent, AgentError, Request, Responder, agent_fn};
 use nap_llm::Offline;
 use nap_nats::Event;
-use nap_orchestrator::{SupervisedAgent, Supervisor};
+use nap_orchestrator::Supervisor;
+use nap_orchestrator::agent_tools::{ANSWER_AGENT, DISCOVER_AGENTS, PROMPT_AGENT};
 use nap_proto::{Chunk, DiscoveryFilter, StatusToken};
-use serde_json::json;
 use support::{Bus, within};
 
 fn owner(owner: &str) -> DiscoveryFilter {
@@ -23,10 +23,6 @@ fn owner(owner: &str) -> DiscoveryFilter {
         owner: Some(owner.into()),
         ..DiscoveryFilter::any()
     }
-}
-
-fn tools(agents: &[SupervisedAgent]) -> Vec<String> {
-    agents.iter().map(|a| a.tool.clone()).collect()
 }
 
 fn statuses(chunks: &[Chunk]) -> Vec<String> {
@@ -39,34 +35,29 @@ fn statuses(chunks: &[Chunk]) -> Vec<String> {
         .collect()
 }
 
+/// The statuses that name agents (nap's progress tokens for agents, not
+/// for the agent tools themselves).
+fn agent_progress(statuses: &[String]) -> Vec<String> {
+    statuses
+        .iter()
+        .filter(|s| !s.ends_with("_agent") && !s.ends_with("_agents") && !s.ends_with("_calls"))
+        .cloned()
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn supervisor_discovers_three_workers_calls_each_and_skips_itself() {
+async fn a_served_supervisor_prompts_the_workers_in_the_order_it_is_told_and_never_itself() {
     let bus = Bus::start().await;
+    let _editor = bus.llm_worker("team", "editor").await;
     let _researcher = bus.llm_worker("team", "researcher").await;
     let _writer = bus.llm_worker("team", "writer").await;
     let client = bus.client().await;
+    // Its filter matches itself too: the own-address guard keeps it out.
     let supervisor = Supervisor::builder(client.clone(), Arc::new(Offline::new()))
         .filter(owner("team"))
-        .start()
-        .await
+        .system("Ask the researcher first, then the writer, then the editor. And the boss.")
+        .build()
         .unwrap();
-    assert_eq!(tools(&supervisor.agents()), ["researcher", "writer"]);
-
-    // An agent that appears later becomes a tool, from its heartbeat.
-    let _editor = bus.llm_worker("team", "editor").await;
-    assert!(
-        supervisor
-            .wait_for(|a| a.len() == 3, Duration::from_secs(10))
-            .await,
-        "the editor was not added: {:?}",
-        supervisor.agents()
-    );
-    assert_eq!(
-        tools(&supervisor.agents()),
-        ["editor", "researcher", "writer"]
-    );
-
-    // Served on NATS under the same owner: it must not call itself.
     let served = bus
         .serve("supervisor", "team", "boss", supervisor.clone())
         .await;
@@ -91,175 +82,135 @@ async fn supervisor_discovers_three_workers_calls_each_and_skips_itself() {
         }
     })
     .await;
-    for name in ["researcher", "writer", "editor"] {
-        assert!(status.contains(&format!("tool:{name}")), "{status:?}");
-        assert!(status.contains(&format!("done:{name}")), "{status:?}");
-        assert!(
-            text.contains(&format!("{name} returned: [offline model]")),
-            "{text}"
-        );
-    }
-    assert!(!status.iter().any(|s| s.contains("boss")), "{status:?}");
-    assert!(text.contains("I called 3 tool(s)"), "{text}");
-    assert_eq!(supervisor.agents().len(), 3, "{:?}", supervisor.agents());
+    assert_eq!(
+        agent_progress(&status),
+        [
+            "tool:researcher",
+            "done:researcher",
+            "tool:writer",
+            "done:writer",
+            "tool:editor",
+            "done:editor"
+        ],
+        "{status:?}"
+    );
+    // The agent tools ran: discovery once, detached prompts collected.
+    assert!(status.contains(&"tool:discover_agents".to_owned()));
+    assert!(status.contains(&"tool:wait_agent".to_owned()));
+    assert!(
+        text.contains("I called researcher, then writer, then editor"),
+        "{text}"
+    );
+    // Each worker built on the one before.
+    assert!(
+        text.contains(
+            "(You are the editor.) You said: \"[offline model] (You are the writer.) You said: \"[offline model] (You are the researcher.) You said: \"quantum computing\""
+        ),
+        "{text}"
+    );
     served.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn worker_that_stops_mid_run_is_reported_and_withdrawn() {
+async fn a_worker_that_goes_silent_is_reported_failed_and_ends_the_plan() {
     let bus = Bus::start().await;
     let _researcher = bus.llm_worker("crew", "researcher").await;
-    // A writer that never answers, without keep-alives: it only acks, and
-    // says when it got the prompt.
-    let (got_prompt, prompted) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let writer = nap_nats::AgentService::builder("worker", "crew", "writer")
+    // A writer that never answers, without keep-alives.
+    let _writer = nap_nats::AgentService::builder("worker", "crew", "writer")
         .heartbeat_interval(Duration::from_secs(1))
         .keepalive(None)
         .start(
             bus.nats.clone(),
-            agent_fn(move |_req: Request, _out: Responder| {
-                let got_prompt = got_prompt.clone();
-                async move {
-                    let _ = got_prompt.send(());
-                    tokio::time::sleep(Duration::from_secs(120)).await;
-                    Ok::<_, AgentError>(())
-                }
+            agent_fn(|_req: Request, _out: Responder| async move {
+                tokio::time::sleep(Duration::from_secs(120)).await;
+                Ok::<_, AgentError>(())
             }),
         )
         .await
         .unwrap();
+    let _editor = bus.llm_worker("crew", "editor").await;
     let supervisor = Supervisor::builder(bus.client().await, Arc::new(Offline::new()))
         .filter(owner("crew"))
+        .system("The researcher, then the writer, then the editor.")
         .inactivity_timeout(Duration::from_secs(2))
-        .start()
-        .await
+        .build()
         .unwrap();
-    assert_eq!(tools(&supervisor.agents()), ["researcher", "writer"]);
 
     let (out, collected) = Responder::collector();
-    let run = {
-        let supervisor = supervisor.clone();
-        tokio::spawn(async move { supervisor.prompt(Request::text("fusion"), out).await })
-    };
-    // The writer is working on it; now it dies.
-    let mut prompted = prompted;
-    within(20, "the writer's prompt", prompted.recv())
-        .await
-        .unwrap();
-    drop(writer);
-
-    within(20, "the run with a dead worker", run)
-        .await
-        .unwrap()
-        .unwrap();
+    within(
+        30,
+        "the run with a silent worker",
+        supervisor.prompt(Request::text("fusion"), out),
+    )
+    .await
+    .unwrap();
     let text = collected.text();
-    assert!(text.contains("researcher returned"), "{text}");
-    assert!(
-        text.contains("writer failed: agent writer went silent"),
-        "the failure is reported: {text}"
-    );
+    assert!(text.contains("writer failed:"), "{text}");
     let status = statuses(&collected.chunks());
-    assert!(status.contains(&"failed:writer".to_owned()), "{status:?}");
-
-    // Its heartbeats stopped: it is withdrawn, the researcher stays.
-    assert!(
-        supervisor
-            .wait_for(|a| tools(a) == ["researcher"], Duration::from_secs(15))
-            .await,
-        "the writer was not withdrawn: {:?}",
-        supervisor.agents()
+    assert_eq!(
+        agent_progress(&status),
+        [
+            "tool:researcher",
+            "done:researcher",
+            "tool:writer",
+            "failed:writer"
+        ],
+        "the editor is never prompted: {status:?}"
     );
-    assert!(supervisor.llm_agent().tools().get("writer").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_of_one_worker_are_one_tool_and_share_the_load() {
+async fn a_blocking_only_supervisor_offers_three_tools_and_waits_for_each_call() {
     let bus = Bus::start().await;
-    let calls: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-    let counting = |calls: Arc<Mutex<HashMap<String, usize>>>| {
-        agent_fn(move |req: Request, out: Responder| {
-            let calls = calls.clone();
-            async move {
-                *calls
-                    .lock()
-                    .unwrap()
-                    .entry(req.instance.instance_id.clone())
-                    .or_default() += 1;
-                out.text(format!("counted {}", req.prompt())).await?;
-                Ok::<_, AgentError>(())
-            }
-        })
-    };
-    let a = bus
-        .serve("worker", "pool", "counter", counting(calls.clone()))
-        .await;
-    let b = bus
-        .serve("worker", "pool", "counter", counting(calls.clone()))
-        .await;
+    let _a = bus.llm_worker("slim", "first").await;
+    let _b = bus.llm_worker("slim", "second").await;
     let supervisor = Supervisor::builder(bus.client().await, Arc::new(Offline::new()))
-        .filter(owner("pool"))
-        .start()
-        .await
+        .filter(owner("slim"))
+        .blocking_only()
+        .system("first, then second")
+        .build()
         .unwrap();
-    let agents = supervisor.agents();
-    assert_eq!(tools(&agents), ["counter"]);
-    let mut instances = agents[0].instances.clone();
-    instances.sort();
-    let mut expected = vec![a.id().to_owned(), b.id().to_owned()];
-    expected.sort();
-    assert_eq!(instances, expected);
-
-    let agent = supervisor.llm_agent();
-    let tool = agent.tools().get("counter").unwrap().clone();
-    let answers = within(
+    assert_eq!(
+        supervisor.tools().offered(),
+        [DISCOVER_AGENTS, PROMPT_AGENT, ANSWER_AGENT]
+    );
+    let (out, collected) = Responder::collector();
+    within(
         30,
-        "40 calls",
-        futures::future::join_all(
-            (0..40).map(|i| tool.call(json!({ "prompt": format!("call {i}") }))),
-        ),
+        "the blocking run",
+        supervisor.prompt(Request::text("hello"), out),
     )
-    .await;
-    for (i, answer) in answers.into_iter().enumerate() {
-        assert_eq!(answer.unwrap(), format!("counted call {i}"));
-    }
-    let calls = calls.lock().unwrap().clone();
-    assert_eq!(calls.values().sum::<usize>(), 40, "{calls:?}");
-    assert_eq!(calls.len(), 2, "both instances answered: {calls:?}");
-
-    // One instance goes: the tool stays, with one instance.
-    a.stop().await;
+    .await
+    .unwrap();
+    let status = statuses(&collected.chunks());
     assert!(
-        supervisor
-            .wait_for(
-                |a| a.len() == 1 && a[0].instances.len() == 1,
-                Duration::from_secs(15)
-            )
-            .await,
-        "{:?}",
-        supervisor.agents()
+        !status.contains(&"tool:wait_agent".to_owned()),
+        "{status:?}"
     );
     assert_eq!(
-        tool.call(json!({ "prompt": "after" })).await.unwrap(),
-        "counted after"
+        agent_progress(&status),
+        ["tool:first", "done:first", "tool:second", "done:second"],
+        "{status:?}"
     );
-    drop(b);
+    assert!(
+        collected
+            .text()
+            .contains("I called first, then second, each with the previous one's reply"),
+        "{}",
+        collected.text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_python_agent_is_a_tool_next_to_rust_agents() {
+async fn a_python_agent_is_reached_next_to_a_rust_agent() {
     let bus = Bus::start().await;
-    let (_python, python_id) = support::python_agent(&bus.server.url(), "mixed", "pyworker").await;
+    let (_python, _) = support::python_agent(&bus.server.url(), "mixed", "pyworker").await;
     let _rust = bus.llm_worker("mixed", "rustworker").await;
     let supervisor = Supervisor::builder(bus.client().await, Arc::new(Offline::new()))
         .filter(owner("mixed"))
-        .start()
-        .await
+        .system("pyworker, then rustworker")
+        .build()
         .unwrap();
-    let agents = supervisor.agents();
-    assert_eq!(tools(&agents), ["pyworker", "rustworker"]);
-    assert_eq!(agents[0].agent, "pyagent");
-    assert_eq!(agents[0].instances, [python_id]);
-
     let (out, collected) = Responder::collector();
     within(
         30,
@@ -270,17 +221,18 @@ async fn a_python_agent_is_a_tool_next_to_rust_agents() {
     .unwrap();
     let text = collected.text();
     assert!(
-        text.contains("pyworker returned: echo: hello there"),
+        text.contains("I called pyworker, then rustworker"),
         "{text}"
     );
+    // The Rust agent was given the Python agent's reply.
     assert!(
-        text.contains("rustworker returned: [offline model]"),
+        text.contains("rustworker answered: [offline model] (You are the rustworker.) You said: \"echo: hello there\""),
         "{text}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_served_supervisor_forwards_a_workers_question_to_its_caller() {
+async fn a_workers_question_is_answered_by_the_supervisors_model() {
     let bus = Bus::start().await;
     let _asker = bus
         .serve(
@@ -298,12 +250,8 @@ async fn a_served_supervisor_forwards_a_workers_question_to_its_caller() {
         .await;
     let client = bus.client().await;
     let supervisor = Supervisor::builder(client.clone(), Arc::new(Offline::new()))
-        .filter(DiscoveryFilter {
-            agent: Some("worker".into()),
-            ..owner("ask")
-        })
-        .start()
-        .await
+        .filter(owner("ask"))
+        .build()
         .unwrap();
     let _served = bus.serve("supervisor", "ask", "boss", supervisor).await;
     let boss = client
@@ -315,13 +263,13 @@ async fn a_served_supervisor_forwards_a_workers_question_to_its_caller() {
         .unwrap();
     let mut stream = client.prompt(&boss, "greet me").await.unwrap();
     let mut text = String::new();
-    let mut questions = Vec::new();
-    within(30, "the forwarded question", async {
+    let mut questions = 0;
+    within(30, "the answered question", async {
         while let Some(event) = stream.next().await {
             match event.unwrap() {
                 Event::Query(query) => {
-                    questions.push(query.prompt().to_owned());
-                    query.answer("Ada").await.unwrap();
+                    questions += 1;
+                    query.answer("nobody asked me").await.unwrap();
                 }
                 Event::Response(data) => text.push_str(data.text()),
                 Event::End => break,
@@ -331,6 +279,12 @@ async fn a_served_supervisor_forwards_a_workers_question_to_its_caller() {
         }
     })
     .await;
-    assert_eq!(questions, ["asker asks: what is your name?"]);
-    assert!(text.contains("asker returned: hello Ada"), "{text}");
+    assert_eq!(
+        questions, 0,
+        "the question went to the model, not the caller"
+    );
+    assert!(
+        text.contains("asker answered: hello Nobody here can tell you more"),
+        "{text}"
+    );
 }

@@ -1,10 +1,10 @@
-//! The demo's supervisor: discovers the researcher, writer and editor
-//! agents (owner `demo`) and calls each one as a tool of its model.
+//! The demo's supervisor: its model discovers the researcher, writer and
+//! editor agents (owner `demo`) and prompts them through the agent tools.
 //!
 //! Without `--topic` it serves itself as agent `supervisor` until Ctrl-C,
-//! printing the agents it can call as they come and go; prompt it with
+//! printing each agent's turn as it happens; prompt it with
 //! `ask --agent supervisor "Write about NATS"`. With `--topic` it writes
-//! one article, showing which agent is working, and exits.
+//! one article, showing each agent's turn, and exits.
 //!
 //! ```sh
 //! cargo run -p nap-examples --bin supervisor -- --topic "quantum computing"
@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use nap_examples::demo::{
-    self, DemoError, OWNER, Role, serve_supervisor, start_supervisor, tool_names, write_article,
+    self, DemoError, OWNER, Role, Turn, TurnLog, one_line, serve_supervisor, start_supervisor,
+    wait_for_workers, write_article,
 };
 use nap_examples::{init_logging, server_url};
 use nap_nats::Client;
@@ -60,30 +61,42 @@ async fn run(args: Args) -> Result<ExitCode, DemoError> {
         .await
         .map_err(|e| format!("cannot connect to {url}: {e}"))?;
     let client = Client::new(nats.clone()).await?;
+    let (log, mut turns) = TurnLog::new();
+    let tools_client = Client::builder(nats.clone())
+        .interceptor(log)
+        .build()
+        .await?;
     let llm = demo::model()?;
     let model = llm.model().to_owned();
-    let supervisor = start_supervisor(client.clone(), llm, &args.owner).await?;
+    let supervisor = start_supervisor(tools_client, llm, &args.owner)?;
     let mut out = std::io::stdout();
 
     let Some(topic) = args.topic else {
         let served = serve_supervisor(nats, supervisor.clone(), &args.owner, &args.name).await?;
+        let found = wait_for_workers(&client, &args.owner, Duration::ZERO).await?;
         writeln!(
             out,
-            "supervisor ready: instance {} on {} (model {model}); agents: {}",
+            "supervisor ready: instance {} on {} (model {model}); workers on NATS: {}",
             served.id(),
             served.prompt_subject(),
-            tool_names(&supervisor.agents())
+            found.join(", ")
         )?;
         out.flush()?;
-        let mut updates = supervisor.updates();
         loop {
             tokio::select! {
-                changed = updates.changed() => {
-                    if changed.is_err() {
-                        break;
+                turn = turns.recv() => {
+                    let Some(turn) = turn else { break };
+                    match turn {
+                        Turn::Prompted { agent, prompt } => {
+                            writeln!(out, "→ {agent} given: {}", one_line(&prompt, 100))?;
+                        }
+                        Turn::Replied { agent, reply, failure: None } => {
+                            writeln!(out, "✓ {agent} answered: {}", one_line(&reply, 100))?;
+                        }
+                        Turn::Replied { agent, failure: Some(why), .. } => {
+                            writeln!(out, "✗ {agent} failed: {why}")?;
+                        }
                     }
-                    let agents = updates.borrow_and_update().clone();
-                    writeln!(out, "agents: {}", tool_names(&agents))?;
                     out.flush()?;
                 }
                 _ = nap_nats::shutdown_signal() => break,
@@ -93,26 +106,25 @@ async fn run(args: Args) -> Result<ExitCode, DemoError> {
         return Ok(ExitCode::SUCCESS);
     };
 
-    let all_there = |a: &[nap_orchestrator::SupervisedAgent]| {
-        Role::ALL
-            .iter()
-            .all(|r| a.iter().any(|s| s.tool == r.name()))
-    };
     let wait = Duration::from_secs_f64(args.wait.max(0.0));
-    if !supervisor.wait_for(all_there, wait).await {
+    let found = wait_for_workers(&client, &args.owner, wait).await?;
+    if !Role::ALL
+        .iter()
+        .all(|r| found.iter().any(|n| n == r.name()))
+    {
         eprintln!(
             "supervisor: not all three agents are running (found: {}); going on anyway",
-            tool_names(&supervisor.agents())
+            found.join(", ")
         );
     }
     writeln!(
         out,
-        "supervisor (model {model}) discovered: {}",
-        tool_names(&supervisor.agents())
+        "supervisor (model {model}); workers on NATS: {}",
+        found.join(", ")
     )?;
     let served = serve_supervisor(nats, supervisor, &args.owner, &args.name).await?;
     let handle = client.lookup(served.id()).await?;
-    let outcome = write_article(&handle, &topic, &mut out).await;
+    let outcome = write_article(&handle, &topic, &mut turns, &mut out).await;
     served.stop().await;
     let report = outcome?;
     Ok(if report.text.trim().is_empty() {

@@ -7,12 +7,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use serde_json::{Map, Value};
 use nap_proto::request::{self, PromptLimits};
 use nap_proto::stream::DEFAULT_INACTIVITY;
 use nap_proto::{
     Attachment, Envelope, Loss, Query, ResponseData, ResponseStream, StreamEvent, StreamViolation,
 };
+use serde_json::{Map, Value};
 
 use async_nats::HeaderMap;
 use nap_proto::identity::{SENDER_HEADER, SendPlan};
@@ -288,7 +288,8 @@ impl Client {
         );
         let mut headers = HeaderMap::new();
         for interceptor in self.inner.interceptors.iter() {
-            let mut outgoing = OutgoingPrompt::new(agent, &mut envelope, &mut headers, &info, &options.context);
+            let mut outgoing =
+                OutgoingPrompt::new(agent, &mut envelope, &mut headers, &info, &options.context);
             interceptor.before_prompt(&mut outgoing).await?;
         }
         // §5.4: local checks before publishing; the server's limit counts too.

@@ -213,6 +213,9 @@ impl Calls {
 pub(super) struct ScopeState {
     /// The served prompt's verified sender, for the caller guard (§13.7).
     pub(super) caller: Option<AgentId>,
+    /// The address the served prompt arrived on: the serving agent's own,
+    /// left out of discovery and refused like the configured one.
+    pub(super) own_address: Option<String>,
     /// Bound to a served prompt: its calls end with it.
     pub(super) served: bool,
     calls: Mutex<Calls>,
@@ -220,9 +223,14 @@ pub(super) struct ScopeState {
 }
 
 impl ScopeState {
-    pub(super) fn new(caller: Option<AgentId>, served: bool) -> Arc<ScopeState> {
+    pub(super) fn new(
+        caller: Option<AgentId>,
+        own_address: Option<String>,
+        served: bool,
+    ) -> Arc<ScopeState> {
         Arc::new(ScopeState {
             caller,
+            own_address,
             served,
             calls: Mutex::new(Calls::default()),
             changed: watch::channel(0).0,

@@ -23,18 +23,18 @@ use nap_nats::attachments::{AttachmentReader, AttachmentSaver, ReadError, SaveEr
 use nap_nats::host::{Decision, Outcome, RequestInterceptor};
 use nap_nats::{AgentHandle, Client, Event, PromptOptions, PromptStream};
 use nap_proto::identity::{AgentId, MinSenderTrust, RegisteredIdentity};
-use nap_proto::{Attachment, DiscoveryConfig, DiscoveryFilter, Envelope};
+use nap_proto::{AgentSubject, Attachment, DiscoveryConfig, DiscoveryFilter, Envelope, Verb};
 use serde_json::{Map, Value, json};
 
-use refusal::Refusal;
 use calls::{Call, End, ScopeState, Waiting, refuse};
 pub use definitions::{
-    ALL_TOOLS, ANSWER_AGENT, BLOCKING_TOOLS, CANCEL_AGENT, DISCOVER_AGENTS, LIST_AGENT_CALLS, PROMPT_AGENT,
-    WAIT_AGENT,
+    ALL_TOOLS, ANSWER_AGENT, BLOCKING_TOOLS, CANCEL_AGENT, DISCOVER_AGENTS, LIST_AGENT_CALLS,
+    PROMPT_AGENT, WAIT_AGENT,
 };
 pub use extension::{
     Extension, ExtensionError, PromptContext, PromptRewrite, ReplyContext, ReplyKind,
 };
+use refusal::Refusal;
 
 /// A tool's definition: name, description and JSON-Schema parameters.
 pub type ToolDefinition = nap_llm::ToolSpec;
@@ -88,6 +88,7 @@ pub struct AgentToolsBuilder {
     client: Client,
     tools: Option<Vec<String>>,
     self_address: Option<String>,
+    filter: DiscoveryFilter,
     discovery: DiscoveryConfig,
     runtime_limit: Duration,
     max_wait_agent: Option<Duration>,
@@ -114,6 +115,14 @@ impl AgentToolsBuilder {
     /// `wait_agent` every call blocks.
     pub fn tools<S: Into<String>>(mut self, tools: impl IntoIterator<Item = S>) -> Self {
         self.tools = Some(tools.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Only agents matching `filter` are discovered and may be prompted;
+    /// the model's `discover_agents` arguments narrow it, never widen it.
+    /// Default: every agent.
+    pub fn filter(mut self, filter: DiscoveryFilter) -> Self {
+        self.filter = filter;
         self
     }
 
@@ -224,6 +233,7 @@ impl AgentToolsBuilder {
                 blocking_only: !offered.contains(&WAIT_AGENT),
                 offered,
                 self_address: self.self_address,
+                filter: self.filter,
                 discovery: self.discovery,
                 runtime_limit: self.runtime_limit,
                 max_wait_agent: self.max_wait_agent.unwrap_or(self.runtime_limit),
@@ -235,7 +245,7 @@ impl AgentToolsBuilder {
                 max_saved_bytes_per_call: self.max_saved_bytes_per_call,
                 on_settled: self.on_settled,
                 extensions: Arc::new(self.extensions),
-                shared: ScopeState::new(None, false),
+                shared: ScopeState::new(None, None, false),
                 served: Mutex::new(HashMap::new()),
             }),
         })
@@ -276,6 +286,7 @@ struct Inner {
     offered: Vec<&'static str>,
     blocking_only: bool,
     self_address: Option<String>,
+    filter: DiscoveryFilter,
     discovery: DiscoveryConfig,
     runtime_limit: Duration,
     max_wait_agent: Duration,
@@ -340,6 +351,7 @@ impl AgentTools {
             client,
             tools: None,
             self_address: None,
+            filter: DiscoveryFilter::any(),
             discovery: DiscoveryConfig::default(),
             runtime_limit: DEFAULT_RUNTIME_LIMIT,
             max_wait_agent: None,
@@ -390,7 +402,19 @@ impl AgentTools {
     pub fn scope(&self, caller: Option<AgentId>) -> Scope {
         Scope {
             tools: self.clone(),
-            state: ScopeState::new(caller, true),
+            state: ScopeState::new(caller, None, true),
+        }
+    }
+
+    /// Opens the scope of one served prompt: its verified sender (§13.7)
+    /// for the caller guard, and the subject it arrived on as an own
+    /// address, refused and left out of discovery like
+    /// [`AgentToolsBuilder::self_address`]. Its calls end when it is
+    /// closed or dropped.
+    pub fn scope_for(&self, request: &nap_agent::Request) -> Scope {
+        Scope {
+            tools: self.clone(),
+            state: scope_of(request),
         }
     }
 
@@ -482,13 +506,15 @@ impl AgentTools {
             let offered = self.inner.offered.join(", ");
             return Err(format!(
                 "there is no tool `{name}` here; the agent tools offered are: {offered}"
-            ).into());
+            )
+            .into());
         }
         let args = Args::parse(name, args)?;
         match name {
             DISCOVER_AGENTS => {
                 args.only(&["agent", "owner", "name"])?;
                 self.discover(
+                    scope,
                     args.string("agent")?,
                     args.string("owner")?,
                     args.string("name")?,
@@ -584,17 +610,26 @@ impl AgentTools {
         map.insert("open_calls_note".into(), note.into());
     }
 
+    /// Whether `address` is the serving agent's own (the contract's 3.8).
+    fn is_own(&self, scope: &ScopeState, address: &str) -> bool {
+        self.inner.self_address.as_deref() == Some(address)
+            || scope.own_address.as_deref() == Some(address)
+    }
+
     async fn discover(
         &self,
+        scope: &ScopeState,
         agent: Option<String>,
         owner: Option<String>,
         name: Option<String>,
     ) -> Result<Value, Refusal> {
+        // The model narrows the configured filter; it never widens it.
+        let configured = &self.inner.filter;
         let filter = DiscoveryFilter {
-            agent,
-            owner,
-            name,
-            ..DiscoveryFilter::any()
+            agent: agent.or_else(|| configured.agent.clone()),
+            owner: owner.or_else(|| configured.owner.clone()),
+            name: name.or_else(|| configured.name.clone()),
+            ..configured.clone()
         };
         let handles = self
             .inner
@@ -605,7 +640,7 @@ impl AgentTools {
         let mut entries: Vec<(String, Map<String, Value>)> = Vec::new();
         for handle in &handles {
             let address = handle.prompt_subject();
-            if self.inner.self_address.as_deref() == Some(address) {
+            if self.is_own(scope, address) || self.inner.filter.check(handle.info()).is_err() {
                 continue;
             }
             if let Some((_, entry)) = entries.iter_mut().find(|(a, _)| a == address) {
@@ -639,16 +674,16 @@ impl AgentTools {
             };
             format!("no agent answers at `{address}`{hint}")
         };
-        let tokens: Vec<&str> = address.split('.').collect();
-        let filter = match tokens.as_slice() {
-            ["agents", "prompt", agent, owner, name] => DiscoveryFilter {
-                agent: Some((*agent).to_owned()),
-                owner: Some((*owner).to_owned()),
-                name: Some((*name).to_owned()),
+        // A default prompt subject (§2) narrows the lookup; any other is
+        // looked for among every agent, as records may name their own (§4.3).
+        let filter = match AgentSubject::parse(address) {
+            Ok(subject) if subject.verb == Verb::Prompt => DiscoveryFilter {
+                agent: Some(subject.identity.agent.as_str().to_owned()),
+                owner: Some(subject.identity.owner.as_str().to_owned()),
+                name: Some(subject.identity.name.as_str().to_owned()),
                 ..DiscoveryFilter::any()
             },
-            ["agents", "prompt", ..] => DiscoveryFilter::any(),
-            _ => return Err(unknown().into()),
+            _ => DiscoveryFilter::any(),
         };
         let handles = self
             .inner
@@ -659,6 +694,7 @@ impl AgentTools {
         handles
             .into_iter()
             .find(|h| h.prompt_subject() == address)
+            .filter(|h| self.inner.filter.check(h.info()).is_ok())
             .ok_or_else(|| unknown().into())
     }
 
@@ -694,7 +730,7 @@ impl AgentTools {
             wait,
         } = args;
         // §3.8 of the contract: the two loop guards.
-        if self.inner.self_address.as_deref() == Some(address.as_str()) {
+        if self.is_own(scope, &address) {
             return Err("that is your own address: an agent does not prompt itself".into());
         }
         self.room(scope)?;
@@ -889,10 +925,9 @@ impl AgentTools {
                 return Err(self.unknown_call(&id).into());
             };
             if call.end.is_some() || call.questions.is_empty() {
-                return Err(format!(
-                    "call `{id}` has no open question: it is {}",
-                    call.state()
-                ).into());
+                return Err(
+                    format!("call `{id}` has no open question: it is {}", call.state()).into(),
+                );
             }
             let question = call.questions.pop_front();
             (question, call.detached)
@@ -1211,9 +1246,7 @@ async fn look(
             .await
             .map_err(|e| bug(e.to_string()))?;
         if let Some(field) = extension::reserved(&extra, &extension::CALL_FIELDS) {
-            return Err(bug(format!(
-                "it sets `{field}`, a field the contract defines"
-            )).into());
+            return Err(bug(format!("it sets `{field}`, a field the contract defines")).into());
         }
         fields.extend(extra);
     }
@@ -1253,6 +1286,12 @@ impl Drop for Scope {
     }
 }
 
+/// The scope state of a served prompt.
+fn scope_of(request: &nap_agent::Request) -> Arc<ScopeState> {
+    let own = (!request.subject.is_empty()).then(|| request.subject.clone());
+    ScopeState::new(request.sender().verified_id().cloned(), own, true)
+}
+
 /// The host interceptor of [`AgentTools::request_interceptor`]: a scope
 /// per served prompt, keyed by the task serving it, with the prompt's
 /// verified sender (§13.7) as the caller the loop guard compares.
@@ -1265,7 +1304,7 @@ pub struct ScopeInterceptor {
 impl RequestInterceptor for ScopeInterceptor {
     async fn before(&self, request: &nap_agent::Request) -> Decision {
         if let Some(task) = tokio::task::try_id() {
-            let scope = ScopeState::new(request.sender().verified_id().cloned(), true);
+            let scope = scope_of(request);
             self.tools
                 .inner
                 .served

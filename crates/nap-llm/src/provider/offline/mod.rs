@@ -1,9 +1,12 @@
 //! `offline`: a deterministic local model for demos and tests, without
-//! network or keys. It streams its answer in several deltas; when tools are
-//! offered it first calls every one of them (up to four, in parallel) with
-//! arguments that fit their schemas, built from the user's message, and then
-//! answers with their results. Its answers say plainly that it is the
-//! offline model.
+//! network or keys. It streams its answer in several deltas. Offered the
+//! agent tools, it works through agents one after the other ([`plan`]);
+//! offered other tools, it first calls every one of them (up to four, in
+//! parallel) with arguments that fit their schemas, built from the user's
+//! message, and then answers with their results. Its answers say plainly
+//! that it is the offline model.
+
+mod plan;
 
 use std::time::Duration;
 
@@ -21,8 +24,19 @@ const MAX_OFFLINE_CALLS: usize = 4;
 /// The offline model: deterministic, local, without network or keys, for
 /// demos and tests.
 ///
-/// It streams its answer in several deltas (one per word). When tools are
-/// offered and the last message is the user's, it first calls every tool
+/// It streams its answer in several deltas (one per word).
+///
+/// Offered the agent tools of the agent-tools contract (`discover_agents`
+/// and `prompt_agent`, with `wait_agent` and `answer_agent` when offered),
+/// it plans from them: it discovers the agents, picks those its system
+/// prompt and the user's message name, in the order they are named (all of
+/// them when none is), and prompts them one after the other, the first with
+/// the user's message and each next one with the previous one's reply,
+/// detached and collected with `wait_agent` when it can. It answers their
+/// questions by leaving the choice to them, stops at the first failure,
+/// and ends with the last agent's reply.
+///
+/// Offered other tools, when the last message is the user's, it first calls every tool
 /// (up to four, in one round) with arguments that fit their schemas, built
 /// from the user's message: strings get the message (or the arithmetic in
 /// it, for expression-like names), numbers the first number in it. Then it
@@ -83,38 +97,22 @@ fn script(request: &ChatRequest) -> Vec<StreamEvent> {
     let mut events = Vec::new();
     let mut finish = FinishReason::Stop;
 
-    if last_role == Some(Role::User) && !request.tools.is_empty() {
+    if let Some(step) = plan::next(request, &user_text) {
+        match step {
+            plan::Step::Call { name, arguments } => {
+                finish = FinishReason::ToolCalls;
+                push_call(&mut events, 0, name, &arguments.to_string());
+            }
+            plan::Step::Answer(text) => push_words(&mut events, &text),
+        }
+    } else if last_role == Some(Role::User) && !request.tools.is_empty() {
         finish = FinishReason::ToolCalls;
         for (index, spec) in request.tools.iter().take(MAX_OFFLINE_CALLS).enumerate() {
             let arguments = value_for(&spec.parameters, "", &user_text).to_string();
-            // Split the arguments in two deltas, as real providers do.
-            let cut = arguments
-                .char_indices()
-                .map(|(i, _)| i)
-                .nth(arguments.chars().count() / 2)
-                .unwrap_or(0);
-            let (head, tail) = arguments.split_at(cut);
-            events.push(StreamEvent::ToolCall(ToolCallDelta {
-                index,
-                id: Some(format!("offline_call_{index}")),
-                name: Some(spec.name.clone()),
-                arguments: head.to_owned(),
-            }));
-            events.push(StreamEvent::ToolCall(ToolCallDelta {
-                index,
-                id: None,
-                name: None,
-                arguments: tail.to_owned(),
-            }));
+            push_call(&mut events, index, &spec.name, &arguments);
         }
     } else {
-        let answer = answer(request, &user_text);
-        // One word and the space after it per delta.
-        events.extend(
-            answer
-                .split_inclusive(' ')
-                .map(|w| StreamEvent::Text(w.to_owned())),
-        );
+        push_words(&mut events, &answer(request, &user_text));
     }
 
     let mut builder = CompletionBuilder::new(Offline::MODEL);
@@ -133,6 +131,36 @@ fn script(request: &ChatRequest) -> Vec<StreamEvent> {
     events
 }
 
+/// A tool call as two deltas of its arguments, as real providers stream them.
+fn push_call(events: &mut Vec<StreamEvent>, index: usize, name: &str, arguments: &str) {
+    let cut = arguments
+        .char_indices()
+        .map(|(i, _)| i)
+        .nth(arguments.chars().count() / 2)
+        .unwrap_or(0);
+    let (head, tail) = arguments.split_at(cut);
+    events.push(StreamEvent::ToolCall(ToolCallDelta {
+        index,
+        id: Some(format!("offline_call_{index}")),
+        name: Some(name.to_owned()),
+        arguments: head.to_owned(),
+    }));
+    events.push(StreamEvent::ToolCall(ToolCallDelta {
+        index,
+        id: None,
+        name: None,
+        arguments: tail.to_owned(),
+    }));
+}
+
+/// Text as one word and the space after it per delta.
+fn push_words(events: &mut Vec<StreamEvent>, text: &str) {
+    events.extend(
+        text.split_inclusive(' ')
+            .map(|w| StreamEvent::Text(w.to_owned())),
+    );
+}
+
 fn words(text: &str) -> u64 {
     text.split_whitespace().count() as u64
 }
@@ -140,6 +168,17 @@ fn words(text: &str) -> u64 {
 /// The text answer: tool results if the last message carries them, an echo otherwise.
 fn answer(request: &ChatRequest, user_text: &str) -> String {
     let mut out = String::from("[offline model] ");
+    // Who the system prompt says it is, so that the answers of differently
+    // instructed agents differ.
+    if let Some(role) = request
+        .messages
+        .iter()
+        .find(|m| m.role == Role::System)
+        .map(|m| first_sentence(&m.text()))
+        .filter(|s| !s.is_empty())
+    {
+        out.push_str(&format!("({role}) "));
+    }
     let results: Vec<_> = match request.messages.last() {
         Some(m) if m.role == Role::Tool => m.tool_results_iter().collect(),
         _ => Vec::new(),
@@ -194,10 +233,37 @@ fn answer(request: &ChatRequest, user_text: &str) -> String {
             earlier[..earlier.len() - 1].join("\", \"")
         ));
     }
-    out.push_str(
-        " This is nap's deterministic offline model; set NAP_LLM to openai, anthropic or ollama for a real one.",
-    );
+    // Said once: not again when the input is itself an offline answer.
+    if !user_text.contains(HINT) {
+        out.push(' ');
+        out.push_str(HINT);
+    }
     out
+}
+
+/// What the offline model says about itself, once per answer chain.
+const HINT: &str = "This is nap's deterministic offline model; set NAP_LLM to openai, anthropic or ollama for a real one.";
+
+/// The first sentence of `text`, at most 80 characters.
+fn first_sentence(text: &str) -> String {
+    let text = text.trim();
+    let end = text
+        .char_indices()
+        .find(|&(i, c)| {
+            matches!(c, '.' | '!' | '?')
+                && text[i + c.len_utf8()..]
+                    .chars()
+                    .next()
+                    .is_none_or(char::is_whitespace)
+        })
+        .map_or(text.len(), |(i, c)| i + c.len_utf8());
+    let sentence = &text[..end];
+    if sentence.chars().count() <= 80 {
+        sentence.to_owned()
+    } else {
+        let cut: String = sentence.chars().take(79).collect();
+        format!("{cut}…")
+    }
 }
 
 /// A value that fits `schema`, built from the user's message: strings get
