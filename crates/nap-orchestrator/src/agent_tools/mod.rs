@@ -326,6 +326,14 @@ tokio::task_local! {
 /// [`request_interceptor`](Self::request_interceptor), that prompt's scope, whose calls end with
 /// it; elsewhere one shared scope, reported to
 /// [`on_settled`](AgentToolsBuilder::on_settled).
+///
+/// Files an agent returns are saved under the staging directory with
+/// `nap_nats::attachments::AttachmentSaver`; a file past the per-call total
+/// is listed with `skipped: "over_limit"`. The contract's other skip
+/// reason, `invalid_content`, never occurs here: nap decodes attachments
+/// as it reads each chunk (§6.3), and a chunk whose content does not decode
+/// breaks the stream rules, so the call fails with that error (and its
+/// partial reply) instead of going on without the file.
 #[derive(Clone)]
 pub struct AgentTools {
     inner: Arc<Inner>,
