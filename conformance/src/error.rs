@@ -28,6 +28,18 @@ pub enum Error {
         /// How many records were seen.
         seen: usize,
     },
+    /// Several instances matched the target: the suite tests one, named
+    /// without doubt.
+    #[error(
+        "{target} is ambiguous on $SRV.INFO.agents; it matches {}; name one with --instance ID",
+        candidates.join(", ")
+    )]
+    Ambiguous {
+        /// The target as given.
+        target: String,
+        /// Each match, as `agent/owner/name (instance ID)`.
+        candidates: Vec<String>,
+    },
     /// A scenario or broken agent could not be started.
     #[error("cannot start the {what} agent: {message}")]
     Host {

@@ -29,6 +29,7 @@ pub mod broken;
 pub mod caller;
 pub mod case;
 pub mod catalogue;
+pub mod cli;
 mod error;
 pub mod report;
 pub mod scripted;

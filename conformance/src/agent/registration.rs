@@ -114,11 +114,36 @@ fn matches(raw: &Value, target: &Target) -> bool {
 pub async fn find(probe: &Probe, target: &Target, wait: Duration) -> Result<Subject> {
     let replies = probe.gather(INFO_SUBJECT, Bytes::new(), wait).await?;
     let seen = replies.len();
-    let found = replies.into_iter().find_map(|r| {
-        let raw: Value = serde_json::from_slice(&r.body).ok()?;
-        matches(&raw, target).then_some((r, raw))
-    });
-    let Some((info, raw)) = found else {
+    let mut found: Vec<_> = replies
+        .into_iter()
+        .filter_map(|r| {
+            let raw: Value = serde_json::from_slice(&r.body).ok()?;
+            matches(&raw, target).then_some((r, raw))
+        })
+        .collect();
+    if found.len() > 1 {
+        let candidates = found
+            .iter()
+            .map(|(_, raw)| {
+                let token = |k: &str| str_at(raw, &["metadata", k]).unwrap_or("-").to_owned();
+                let name = endpoint(raw, "prompt")
+                    .and_then(|e| e.get("subject")?.as_str())
+                    .and_then(|p| p.rsplit('.').next())
+                    .unwrap_or("-");
+                format!(
+                    "{}/{}/{name} (instance {})",
+                    token(keys::AGENT),
+                    token(keys::OWNER),
+                    str_at(raw, &["id"]).unwrap_or("-")
+                )
+            })
+            .collect();
+        return Err(Error::Ambiguous {
+            target: target.to_string(),
+            candidates,
+        });
+    }
+    let Some((info, raw)) = found.pop() else {
         return Err(Error::NoAgent {
             target: target.to_string(),
             seen,

@@ -94,9 +94,27 @@ impl Failure {
                     remote.message()
                 );
             }
-            _ => eprintln!("nap: {:#}", self.error),
+            _ => eprintln!("nap: {}", chain_text(&self.error)),
         }
     }
+}
+
+/// The error and its causes on one line, `outer: inner`, leaving out a
+/// cause whose text the line already holds (many errors repeat their
+/// source in their own message).
+pub fn chain_text(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// The exit status for an error of the caller library.
@@ -156,5 +174,16 @@ mod tests {
             5
         );
         assert_eq!(Failure::interrupted().status.code(), 130);
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_printed_once() {
+        let refused = Error::Refused(nap_proto::RequestError::AttachmentsNotAccepted { count: 1 });
+        let line = chain_text(&anyhow::Error::new(refused));
+        let inner = "1 attachment(s) sent, but this agent declares attachments_ok=false";
+        assert_eq!(line.matches(inner).count(), 1, "{line}");
+        let wrapped =
+            anyhow::Error::new(std::io::Error::other("disk full")).context("cannot write");
+        assert_eq!(chain_text(&wrapped), "cannot write: disk full");
     }
 }

@@ -17,7 +17,7 @@ mod target;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::connect::ConnectArgs;
 use crate::failure::{Failure, Status};
@@ -26,7 +26,8 @@ use crate::failure::{Failure, Status};
 const EXIT_STATUSES: &str = "\
 Exit status:
   0    success
-  1    the agent answered with an error (§9); its code and description are on stderr
+  1    the agent answered with an error (§9); its code and description are on stderr;
+       for `nap conformance`, a MUST case failed
   2    usage: bad arguments, TARGET not found or ambiguous, a request refused
        locally (§5.4), a query that cannot be answered (stdin is not a terminal)
   3    could not connect to NATS: unreachable server, authentication, context or
@@ -52,6 +53,19 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Connected(Connected),
+    /// Test an agent, or a caller, against the protocol, with evidence.
+    Conformance(commands::conformance::ConformanceArgs),
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
+    Completions(commands::docs::CompletionsArgs),
+    /// Print the man page, or write one per command into a directory.
+    Man(commands::docs::ManArgs),
+}
+
+/// The commands that work over the connection the flags describe.
+#[derive(Debug, Subcommand)]
+enum Connected {
     /// List agents ($SRV.INFO.agents, §4.1) as a table, or their full records with --json.
     Discover(commands::discover::DiscoverArgs),
     /// One agent's full record and endpoints (§3).
@@ -64,6 +78,8 @@ enum Command {
     Status(commands::status::StatusArgs),
     /// Watch agents come online and go offline as their heartbeats say (§8).
     Watch(commands::watch::WatchArgs),
+    /// Request counters of every agent instance ($SRV.STATS.agents).
+    Stats(commands::stats::StatsArgs),
     /// Host an agent from the terminal: echo, exec -- CMD, or llm.
     Serve(commands::serve::ServeArgs),
     /// Serve the agent tools (discover, prompt, wait, answer, cancel, list) to an MCP host over stdio.
@@ -96,16 +112,23 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
+    let command = match cli.command {
+        Command::Connected(command) => command,
+        Command::Conformance(args) => return commands::conformance::run(&cli.connect, args).await,
+        Command::Completions(args) => return commands::docs::completions(Cli::command(), args),
+        Command::Man(args) => return commands::docs::man(Cli::command(), args),
+    };
     let nats = connect::connect(&cli.connect).await?;
-    match cli.command {
-        Command::Discover(args) => commands::discover::run(nats, args).await,
-        Command::Info(args) => commands::info::run(nats, args).await,
-        Command::Prompt(args) => commands::prompt::run(nats, args).await,
-        Command::Chat(args) => commands::chat::run(nats, args).await,
-        Command::Status(args) => commands::status::run(nats, args).await,
-        Command::Watch(args) => commands::watch::run(nats, args).await,
-        Command::Serve(args) => commands::serve::run(nats, args).await,
-        Command::Mcp(args) => commands::mcp::run(nats, args).await,
+    match command {
+        Connected::Discover(args) => commands::discover::run(nats, args).await,
+        Connected::Info(args) => commands::info::run(nats, args).await,
+        Connected::Prompt(args) => commands::prompt::run(nats, args).await,
+        Connected::Chat(args) => commands::chat::run(nats, args).await,
+        Connected::Status(args) => commands::status::run(nats, args).await,
+        Connected::Watch(args) => commands::watch::run(nats, args).await,
+        Connected::Stats(args) => commands::stats::run(nats, args).await,
+        Connected::Serve(args) => commands::serve::run(nats, args).await,
+        Connected::Mcp(args) => commands::mcp::run(nats, args).await,
     }
 }
 
@@ -122,7 +145,6 @@ fn init_logging() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_command_tree_is_consistent() {

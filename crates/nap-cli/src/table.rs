@@ -62,6 +62,48 @@ pub fn agents(agents: &[(AgentHandle, Option<bool>)]) -> Table {
     table
 }
 
+/// How many characters of an instance id the narrow table shows: its
+/// last ones, since ids made by one process share their beginning (NUIDs
+/// are a per-process prefix and a sequence). A unique ending of at least
+/// four characters is accepted as a TARGET.
+pub const SHORT_ID: usize = 8;
+
+/// The last [`SHORT_ID`] characters of an instance id.
+pub fn short_id(id: &str) -> String {
+    let skip = id.chars().count().saturating_sub(SHORT_ID);
+    id.chars().skip(skip).collect()
+}
+
+/// One row per agent instance in the columns that fit 80 columns: the
+/// three identity tokens, the instance id shortened to its last
+/// [`SHORT_ID`] characters, whether it is online, and its identity's trust class.
+/// `nap discover --wide` shows [`agents`] instead.
+pub fn agents_narrow(agents: &[(AgentHandle, Option<bool>)]) -> Table {
+    let mut table = new(&["Agent", "Owner", "Name", "Instance", "Online", "Identity"]);
+    for (agent, online) in agents {
+        table.add_row(vec![
+            agent.agent().to_owned(),
+            agent.owner().to_owned(),
+            or_dash(agent.name()),
+            short_id(agent.id()),
+            online.map_or("?", yes_no).to_owned(),
+            trust_class(agent.identity()).to_owned(),
+        ]);
+    }
+    table
+}
+
+/// A registered identity's trust class (§13.10, §13.12): `verified`,
+/// `claimed`, `none` or `malformed`.
+pub fn trust_class(identity: &RegisteredIdentity) -> &'static str {
+    match identity {
+        RegisteredIdentity::Verified(_) => "verified",
+        RegisteredIdentity::Claimed { .. } => "claimed",
+        RegisteredIdentity::Malformed(_) => "malformed",
+        _ => "none",
+    }
+}
+
 /// Endpoint metadata as `key=value` pairs.
 pub fn metadata(metadata: &Map<String, Value>) -> String {
     if metadata.is_empty() {
@@ -99,11 +141,11 @@ pub const IDENTITY_JSON_KEY: &str = "nap_identity";
 /// `claimed`, `none` or `malformed`), the agent ID it names, and why it
 /// is not verified. The class always travels with the ID (§13.12).
 pub fn identity_json(identity: &RegisteredIdentity) -> Value {
-    let (class, reason) = match identity {
-        RegisteredIdentity::Verified(_) => ("verified", None),
-        RegisteredIdentity::Claimed { reason, .. } => ("claimed", Some(reason.to_string())),
-        RegisteredIdentity::Malformed(e) => ("malformed", Some(e.to_string())),
-        _ => ("none", None),
+    let class = trust_class(identity);
+    let reason = match identity {
+        RegisteredIdentity::Claimed { reason, .. } => Some(reason.to_string()),
+        RegisteredIdentity::Malformed(e) => Some(e.to_string()),
+        _ => None,
     };
     let mut out = Map::new();
     out.insert("class".into(), Value::from(class));

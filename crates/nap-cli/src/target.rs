@@ -1,13 +1,20 @@
 //! TARGET: which agent a command talks to.
 //!
-//! A TARGET is `agent/owner/name`, `owner/name`, an instance id (§3.4) or an
-//! instance name (§4.3 step 3). It is resolved by discovery (§4.1); an
-//! ambiguous TARGET is an error that lists the candidates.
+//! A TARGET is `agent/owner/name`, `owner/name`, an instance id (§3.4), a
+//! unique ending of one (as `nap discover` shows them), or an instance name
+//! (§4.3 step 3). Each form costs only what it needs:
+//!
+//! - an instance id is asked for directly, `$SRV.INFO.agents.{id}` (§4.2);
+//! - `agent/owner/name` names one logical agent: discovery stops at the
+//!   first instance that answers;
+//! - `owner/name`, a bare name or an id ending may match several agents:
+//!   discovery waits for every answer, and an ambiguous TARGET is an error
+//!   that lists the candidates.
 
 use std::fmt::Write as _;
 
 use nap_nats::{AgentHandle, Client};
-use nap_proto::DiscoveryFilter;
+use nap_proto::{DiscoveryConfig, DiscoveryFilter};
 
 use crate::failure::Failure;
 
@@ -61,6 +68,15 @@ pub enum Purpose {
     Instance,
 }
 
+/// The shortest instance-id ending accepted as a TARGET.
+const MIN_ID_END: usize = 4;
+
+/// Whether `word` can be asked for as an instance id: one subject token
+/// (§2) of letters and digits.
+fn could_be_instance_id(word: &str) -> bool {
+    !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
 /// `agent/owner/name` of an instance.
 pub fn label(agent: &AgentHandle) -> String {
     format!(
@@ -82,7 +98,36 @@ pub async fn resolve(
             "invalid TARGET {text:?}: use a name, agent/owner/name, owner/name or an instance id"
         ))
     })?;
+    // An instance id: one direct request (§4.2).
+    if let Target::Word(word) = &target {
+        if could_be_instance_id(word) {
+            match client.lookup(word).await {
+                Ok(handle) => return Ok(handle),
+                Err(nap_nats::Error::NotFound { .. }) => {}
+                Err(e @ nap_nats::Error::Incompatible { .. }) => return Err(e.into()),
+                Err(error) => tracing::debug!(%word, %error, "direct lookup failed"),
+            }
+        }
+    }
     let mut candidates = match &target {
+        // All three tokens name one logical agent: the first answer will do.
+        Target::Path {
+            agent: Some(agent),
+            owner,
+            name,
+        } => {
+            let filter = DiscoveryFilter {
+                agent: Some(agent.clone()),
+                owner: Some(owner.clone()),
+                name: Some(name.clone()),
+                ..DiscoveryFilter::any()
+            };
+            let first = DiscoveryConfig {
+                stop_at_first_match: true,
+                ..DiscoveryConfig::default()
+            };
+            client.discover_with(filter, first).await?
+        }
         Target::Path { agent, owner, name } => {
             client
                 .discover(DiscoveryFilter {
@@ -96,12 +141,20 @@ pub async fn resolve(
         Target::Word(word) => {
             let all = client.discover(DiscoveryFilter::any()).await?;
             let by_id: Vec<AgentHandle> = all.iter().filter(|a| a.id() == word).cloned().collect();
-            if by_id.is_empty() {
-                all.into_iter()
-                    .filter(|a| a.name() == Some(word.as_str()))
-                    .collect()
-            } else {
+            let by_name: Vec<AgentHandle> = all
+                .iter()
+                .filter(|a| a.name() == Some(word.as_str()))
+                .cloned()
+                .collect();
+            if !by_id.is_empty() {
                 by_id
+            } else if !by_name.is_empty() {
+                by_name
+            } else {
+                // The end of an instance id, as the narrow table shows them.
+                all.into_iter()
+                    .filter(|a| word.len() >= MIN_ID_END && a.id().ends_with(word.as_str()))
+                    .collect()
             }
         }
     };

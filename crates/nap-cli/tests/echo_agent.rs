@@ -17,7 +17,7 @@ async fn discover_lists_agents_as_a_table_and_as_full_records() {
     let url = server.url();
     let echo = support::host_echo(&url, "alice", "demo").await;
 
-    let out = run(&url, &["discover"]).await;
+    let out = run(&url, &["discover", "--wide"]).await;
     assert_exit(&out, 0);
     let table = stdout(&out);
     for column in [
@@ -54,7 +54,11 @@ async fn discover_lists_agents_as_a_table_and_as_full_records() {
         serde_json::from_slice::<Value>(&out.stdout).unwrap(),
         Value::Array(vec![])
     );
-    let out = run(&url, &["discover", "--agent", "echo", "--name", "demo"]).await;
+    let out = run(
+        &url,
+        &["discover", "--wide", "--agent", "echo", "--name", "demo"],
+    )
+    .await;
     assert!(stdout(&out).contains(echo.id()));
 }
 
@@ -272,15 +276,12 @@ async fn status_reports_a_fresh_heartbeat() {
         "--server", &url, "status", "demo", "--follow",
     ]));
     follow
-        .line_where("a first beat", |l| {
-            l.contains(" beat ") && l.contains(echo.id())
+        .line_where("online, with the reply's beat", |l| {
+            l.contains(" online ") && l.contains(echo.id()) && l.contains(" ts ")
         })
         .await;
     follow
-        .line_where("online", |l| l.contains(" online "))
-        .await;
-    follow
-        .line_where("a second beat", |l| l.contains(" beat "))
+        .line_where("a live beat", |l| l.contains(" beat "))
         .await;
 }
 

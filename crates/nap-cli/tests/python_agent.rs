@@ -15,7 +15,7 @@ async fn nap_discovers_inspects_and_prompts_a_python_agent() {
     let url = server.url();
     let (_py, id) = support::python_agent(&url, "pyowner", "pyname").await;
 
-    let out = run(&url, &["discover"]).await;
+    let out = run(&url, &["discover", "--wide"]).await;
     assert_exit(&out, 0);
     let row = stdout(&out)
         .lines()

@@ -86,13 +86,13 @@ pub enum Error {
     #[error("the agent answered with error {0}")]
     Remote(Box<RemoteError>),
     /// No message arrived within the inactivity timeout (§6.6).
-    #[error("no message from the agent for {idle:?}: the stream timed out (§6.6)")]
+    #[error("no message from the agent for {}: the stream timed out (§6.6)", crate::readable::Secs(*.idle))]
     InactivityTimeout {
         /// How long the stream was silent.
         idle: Duration,
     },
     /// The prompt's overall deadline passed before the reply was complete.
-    #[error("the reply was not complete {after:?} after the prompt: deadline exceeded")]
+    #[error("the reply was not complete {} after the prompt: deadline exceeded", crate::readable::Secs(*.after))]
     DeadlineExceeded {
         /// How long the stream had been open.
         after: Duration,

@@ -47,6 +47,7 @@ pub mod client;
 mod error;
 pub mod host;
 pub mod identity;
+pub mod readable;
 mod wire;
 
 pub use client::{AgentHandle, Client, Event, PendingQuery, PromptOptions, PromptStream};

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use nap_nats::readable::Secs;
+
 use nap_proto::{ErrorCode, RemoteError};
 
 /// Everything that can go wrong orchestrating agents.
@@ -21,7 +23,7 @@ pub enum Error {
     },
     /// The remote agent sent nothing for longer than the inactivity timeout
     /// (§6.6): it is overloaded, stuck, or gone.
-    #[error("agent {agent} went silent for {} and was given up on", secs(*.idle))]
+    #[error("agent {agent} went silent for {} and was given up on", Secs(*.idle))]
     Silent {
         /// The agent's tool or step name.
         agent: String,
@@ -59,7 +61,7 @@ pub enum Error {
         source: nap_nats::Error,
     },
     /// A pipeline step did not finish within its timeout.
-    #[error("step {step} did not finish within {}", secs(*.timeout))]
+    #[error("step {step} did not finish within {}", Secs(*.timeout))]
     StepTimedOut {
         /// The step.
         step: String,
@@ -128,32 +130,5 @@ impl Error {
     }
 }
 
-/// A duration in seconds as people write it: `10s`, `1.5s`, `0.25s`.
-fn secs(d: Duration) -> String {
-    if d >= Duration::from_secs(1) {
-        let tenths = (d.as_millis() + 50) / 100;
-        if tenths % 10 == 0 {
-            format!("{}s", tenths / 10)
-        } else {
-            format!("{}.{}s", tenths / 10, tenths % 10)
-        }
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
-
 /// This crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(secs(Duration::from_millis(1004)), "1s");
-        assert_eq!(secs(Duration::from_millis(10_020)), "10s");
-        assert_eq!(secs(Duration::from_millis(1500)), "1.5s");
-        assert_eq!(secs(Duration::from_millis(250)), "250ms");
-    }
-}

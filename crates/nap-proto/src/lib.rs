@@ -54,6 +54,7 @@ pub mod liveness;
 pub mod progress;
 pub mod request;
 pub mod service_info;
+pub mod service_stats;
 pub mod stream;
 pub mod subject;
 pub mod version;

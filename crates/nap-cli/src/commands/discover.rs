@@ -16,10 +16,20 @@ pub struct DiscoverArgs {
     filter: FilterArgs,
     /// Print the full $SRV.INFO records as a JSON array, unknown metadata kept,
     /// with nap's reading of each registered identity added as `nap_identity` (§13.10)
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     json: bool,
+    /// Show every column (session, version, protocol, full instance id,
+    /// limits, identity ID) instead of the ones that fit 80 columns, where
+    /// the instance id is cut to its last 8 characters (enough as a TARGET)
+    #[arg(long, help_heading = "Output")]
+    wide: bool,
     /// Longest wait for replies, in seconds (§4.1)
-    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    #[arg(
+        long,
+        default_value_t = 2.0,
+        value_name = "SECS",
+        help_heading = "Output"
+    )]
     timeout: f64,
 }
 
@@ -47,12 +57,22 @@ pub async fn run(conn: Connection, args: DiscoverArgs) -> Result<(), Failure> {
         eprintln!("no agents found");
         return Ok(());
     }
+    // Rows in a stable order: agent, owner, name, then instance id.
+    let mut agents = agents;
+    agents.sort_by(|a, b| {
+        (a.agent(), a.owner(), a.name(), a.id()).cmp(&(b.agent(), b.owner(), b.name(), b.id()))
+    });
     let online = probe_online(&client, &agents).await;
     let rows: Vec<_> = agents
         .into_iter()
         .zip(online)
         .map(|(agent, online)| (agent, Some(online)))
         .collect();
+    let table = if args.wide {
+        table::agents(&rows)
+    } else {
+        table::agents_narrow(&rows)
+    };
     use std::io::Write as _;
-    writeln!(std::io::stdout().lock(), "{}", table::agents(&rows)).map_err(stdout_failed)
+    writeln!(std::io::stdout().lock(), "{table}").map_err(stdout_failed)
 }

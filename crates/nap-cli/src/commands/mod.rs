@@ -1,11 +1,14 @@
 //! One module per command.
 
 pub mod chat;
+pub mod conformance;
 pub mod discover;
+pub mod docs;
 pub mod info;
 pub mod mcp;
 pub mod prompt;
 pub mod serve;
+pub mod stats;
 pub mod status;
 pub mod watch;
 

@@ -376,6 +376,14 @@ impl Render {
     }
 }
 
+/// However a reply ends (an error, Ctrl-C, a panic unwinding), no spinner
+/// line is left on the terminal.
+impl Drop for Render {
+    fn drop(&mut self) {
+        self.stop_spinner();
+    }
+}
+
 /// Reads a reply to its end, rendering each event and answering queries.
 /// Ctrl-C cancels: the stream is dropped (§6.7).
 pub async fn stream_reply(

@@ -154,7 +154,8 @@ impl Feed {
                         print(Seen::Offline, &transition.heartbeat, name.as_deref(), json)?;
                     }
                 }
-                _ = tokio::signal::ctrl_c() => return Ok(()),
+                // Ctrl-C: exit 130, as `nap --help` documents.
+                _ = tokio::signal::ctrl_c() => return Err(Failure::interrupted()),
             }
         }
     }
@@ -168,14 +169,17 @@ impl Feed {
     ) -> Result<(), Failure> {
         self.names
             .insert(heartbeat.instance_id.clone(), name.clone());
-        if beats {
-            print(Seen::Beat, &heartbeat, name.as_deref(), json)?;
-        }
-        self.liveness.handle_heartbeat(Instant::now(), heartbeat);
+        self.liveness
+            .handle_heartbeat(Instant::now(), heartbeat.clone());
+        // One line per heartbeat: the one that brings an instance online is
+        // its `online` line, with the beat's details.
         if let Some(transition) = self.liveness.poll() {
-            print(Seen::Online, &transition.heartbeat, name.as_deref(), json)?;
+            print(Seen::Online, &transition.heartbeat, name.as_deref(), json)
+        } else if beats {
+            print(Seen::Beat, &heartbeat, name.as_deref(), json)
+        } else {
+            Ok(())
         }
-        Ok(())
     }
 }
 
@@ -198,7 +202,7 @@ fn print(seen: Seen, heartbeat: &Heartbeat, name: Option<&str>, json: bool) -> R
             .map(|s| format!("  session {s}"))
             .unwrap_or_default();
         let detail = match seen {
-            Seen::Beat => format!(
+            Seen::Beat | Seen::Online => format!(
                 "  ts {} every {}s",
                 heartbeat.ts,
                 heartbeat.interval_s.secs()

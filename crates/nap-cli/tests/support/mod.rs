@@ -153,6 +153,18 @@ impl Running {
         }
     }
 
+    /// Reads stdout to its end (the process has exited or is exiting).
+    pub async fn rest(&mut self) -> Vec<String> {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(PATIENCE, async {
+            while let Ok(Some(line)) = self.lines.next_line().await {
+                rest.push(line);
+            }
+        });
+        read.await.expect("stdout did not end");
+        rest
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id().unwrap()

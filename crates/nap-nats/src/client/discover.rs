@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use futures::StreamExt;
 use nap_proto::service_info::{INFO_SUBJECT, PING_SUBJECT, info_subject_for};
+use nap_proto::service_stats::{STATS_SUBJECT, ServiceStats};
 use nap_proto::{AgentInfo, Discovery, DiscoveryConfig, DiscoveryFilter, ReplyOutcome};
 
 use super::{AgentHandle, Client, is_no_responders, now, sleep_until};
@@ -127,6 +128,33 @@ impl Client {
         )
         .await?;
         Ok(records)
+    }
+
+    /// The request counters of every agent instance reachable now, via
+    /// `$SRV.STATS.agents`, collected with the discovery timing; one entry
+    /// per instance id, in the order they answered. Replies that are not an
+    /// `agents` service's stats are dropped.
+    pub async fn stats(&self) -> Result<Vec<ServiceStats>> {
+        let mut seen = HashSet::new();
+        let mut all = Vec::new();
+        self.round(
+            STATS_SUBJECT,
+            DiscoveryConfig::default(),
+            DiscoveryFilter::any(),
+            |discovery, at, payload| {
+                let _timing_only = discovery.handle_reply(at, payload);
+                match ServiceStats::parse(payload) {
+                    Some(stats) if seen.insert(stats.id.clone()) => all.push(stats),
+                    Some(stats) => tracing::debug!(id = %stats.id, "duplicate stats reply"),
+                    None => tracing::debug!(
+                        reply = %String::from_utf8_lossy(payload),
+                        "dropping stats reply: not an agents service's stats (§3.1)"
+                    ),
+                }
+            },
+        )
+        .await?;
+        Ok(all)
     }
 
     /// Sends one request to `subject` with a fresh inbox and feeds every
