@@ -931,6 +931,59 @@ async fn a_full_scope_drops_the_oldest_finished_call_and_refuses_when_all_are_op
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompts_started_at_once_never_overshoot_the_limit_nor_reach_the_agent() {
+    let w = world().await;
+    // An agent that counts the prompts it receives and holds them.
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = received.clone();
+    let _held = w
+        .bus
+        .serve(
+            "held",
+            "t",
+            "main",
+            agent_fn(move |_req: Request, out: Responder| {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    out.text("holding").await?;
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    Ok(())
+                }
+            }),
+        )
+        .await;
+    let tools = AgentTools::builder(w.bus.client().await)
+        .max_calls(2)
+        .build()
+        .unwrap();
+    let results = within(
+        30,
+        "four prompts at once",
+        futures::future::join_all((0..4).map(|i| {
+            tools.call(
+                "prompt_agent",
+                json!({"address": "agents.prompt.held.t.main", "prompt": format!("p{i}"), "wait": false}),
+            )
+        })),
+    )
+    .await;
+    let started = results.iter().filter(|r| r["state"] == "running").count();
+    let refused = results.iter().filter(|r| is_refusal(r)).count();
+    assert_eq!((started, refused), (2, 2), "{results:#?}");
+    // Give any stray prompt time to arrive: none may.
+    let list = call(&tools, "list_agent_calls", json!({})).await;
+    assert_eq!(list["calls"].as_array().unwrap().len(), 2, "{list}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        received.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "a refused call must not have been sent"
+    );
+    tools.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_outside_a_served_prompt_are_reported_to_on_settled() {
     let w = world().await;
     let (tx, mut rx) = mpsc::unbounded_channel();

@@ -171,6 +171,9 @@ pub(super) struct Calls {
     pub(super) seq: u64,
     /// Once closed, no call starts in it.
     pub(super) closed: bool,
+    /// Calls being started (checked, not yet in `list`): they count against
+    /// the limit, so that prompts started at once cannot overshoot it.
+    pub(super) reserved: usize,
 }
 
 impl Calls {
@@ -204,6 +207,47 @@ impl Calls {
             }
         }
         true
+    }
+}
+
+/// A place for one call being started, held from the limit check until the
+/// call is listed or refused; dropping it gives the place back.
+#[derive(Debug)]
+pub(super) struct Reservation {
+    scope: Arc<ScopeState>,
+    /// Still holds its place (not yet claimed).
+    held: bool,
+}
+
+impl Reservation {
+    /// Reserves a place when fewer than `max` calls are open or being
+    /// started; `None` when all `max` are.
+    pub(super) fn take(scope: &Arc<ScopeState>, max: usize) -> Option<Reservation> {
+        let mut calls = scope.lock();
+        if calls.open() + calls.reserved >= max.max(1) {
+            return None;
+        }
+        calls.reserved += 1;
+        Some(Reservation {
+            scope: scope.clone(),
+            held: true,
+        })
+    }
+
+    /// Turns the place into the call about to be listed in `calls` (the
+    /// scope's list, already locked by the caller).
+    pub(super) fn claim(mut self, calls: &mut Calls) {
+        calls.reserved = calls.reserved.saturating_sub(1);
+        self.held = false;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.held {
+            let mut calls = self.scope.lock();
+            calls.reserved = calls.reserved.saturating_sub(1);
+        }
     }
 }
 

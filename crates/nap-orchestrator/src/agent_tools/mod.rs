@@ -26,7 +26,7 @@ use nap_proto::identity::{AgentId, MinSenderTrust, RegisteredIdentity};
 use nap_proto::{AgentSubject, Attachment, DiscoveryConfig, DiscoveryFilter, Envelope, Verb};
 use serde_json::{Map, Value, json};
 
-use calls::{Call, End, ScopeState, Waiting, refuse};
+use calls::{Call, End, Reservation, ScopeState, Waiting, refuse};
 pub use definitions::{
     ALL_TOOLS, ANSWER_AGENT, BLOCKING_TOOLS, CANCEL_AGENT, DISCOVER_AGENTS, LIST_AGENT_CALLS,
     PROMPT_AGENT, WAIT_AGENT,
@@ -741,7 +741,7 @@ impl AgentTools {
         if self.is_own(scope, &address) {
             return Err("that is your own address: an agent does not prompt itself".into());
         }
-        self.room(scope)?;
+        let reservation = self.room(scope)?;
         let handle = self.resolve(&address).await?;
         if let (Some(caller), Some(target)) = (&scope.caller, handle.identity().verified()) {
             if caller == target {
@@ -800,6 +800,8 @@ impl AgentTools {
             if calls.closed {
                 return Err(closed(scope).into());
             }
+            // The reserved place becomes this call's.
+            reservation.claim(&mut calls);
             if !calls.make_room(self.inner.max_calls) {
                 return Err(self.full_message().into());
             }
@@ -858,15 +860,13 @@ impl AgentTools {
     }
 
     /// Refuses when the scope is full of open calls.
-    fn room(&self, scope: &ScopeState) -> Result<(), Refusal> {
-        let calls = scope.lock();
-        if calls.closed {
+    /// A place for one more call, or why there is none: the scope is
+    /// closed, or `max_calls` calls are open or being started.
+    fn room(&self, scope: &Arc<ScopeState>) -> Result<Reservation, Refusal> {
+        if scope.lock().closed {
             return Err(closed(scope).into());
         }
-        if calls.list.len() >= self.inner.max_calls && calls.open() == calls.list.len() {
-            return Err(self.full_message().into());
-        }
-        Ok(())
+        Reservation::take(scope, self.inner.max_calls).ok_or_else(|| self.full_message().into())
     }
 
     /// Waits for a call to leave `running`; if the tool call is dropped
