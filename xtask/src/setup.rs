@@ -12,6 +12,9 @@
 //! When apt cannot provide the Debian package, the wheel serves as both (and
 //! setup says so).
 //!
+//! - **a browser** for the `nap ui` test: Debian's `chromium` and
+//!   `chromium-driver` (at `/usr/bin/chromium`, `/usr/bin/chromedriver`),
+//!   installed with apt when missing.
 //! - `<tools>/venv`: a Python venv with the pins of
 //!   `xtask/python-requirements.txt`, reinstalled only when that file
 //!   changes (a hash stamp is kept in the venv).
@@ -107,6 +110,7 @@ pub fn run() -> Result<Tools> {
         ),
     }
     println!("nats-server current: {current_server}");
+    ensure_browser().context("setting up the browser for the nap ui test")?;
     let python = ensure_python_venv(&tools_dir).context("setting up the Python venv")?;
     let nats_server = debian_server
         .as_ref()
@@ -117,6 +121,32 @@ pub fn run() -> Result<Tools> {
         current_server,
         python,
     })
+}
+
+/// Where the `nap ui` test finds the browser and its WebDriver.
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Debian's `chromium` and `chromium-driver`, installed with apt when
+/// missing; the `nap ui` test drives them (and fails, naming this command,
+/// when they are not there).
+fn ensure_browser() -> Result<()> {
+    let have = || is_executable(Path::new(CHROMIUM)) && is_executable(Path::new(CHROMEDRIVER));
+    if !have() {
+        let Some(apt) = Apt::detect() else {
+            println!("browser:             chromium not found and apt-get is not usable here");
+            return Ok(());
+        };
+        println!("browser:             not found, installing chromium and chromium-driver");
+        apt.install("chromium")?;
+        apt.install("chromium-driver")?;
+    }
+    if have() {
+        println!("browser:             {CHROMIUM} with {CHROMEDRIVER}");
+    } else {
+        println!("browser:             apt ran, but {CHROMIUM} or {CHROMEDRIVER} is missing");
+    }
+    Ok(())
 }
 
 /// Debian's `nats-server` package, installed with apt when missing and

@@ -84,6 +84,8 @@ enum Connected {
     Serve(commands::serve::ServeArgs),
     /// Serve the agent tools (discover, prompt, wait, answer, cancel, list) to an MCP host over stdio.
     Mcp(commands::mcp::McpArgs),
+    /// A local web page: the agents live, a chat with any of them, the conformance suite.
+    Ui(commands::ui::UiArgs),
 }
 
 fn main() -> ExitCode {
@@ -129,6 +131,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Connected::Stats(args) => commands::stats::run(nats, args).await,
         Connected::Serve(args) => commands::serve::run(nats, args).await,
         Connected::Mcp(args) => commands::mcp::run(nats, args).await,
+        Connected::Ui(args) => commands::ui::run(nats, args).await,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod prompt;
 pub mod serve;
 pub mod stats;
 pub mod status;
+pub mod ui;
 pub mod watch;
 
 use std::io::Write as _;
