@@ -134,6 +134,16 @@ pub enum TestkitError {
         /// How long we waited.
         waited: Duration,
     },
+
+    /// A leaf node or gateway connection did not come up within the ready
+    /// timeout, or its listen port was never reported.
+    #[error("{what} not established after {waited:?}")]
+    LinkNotEstablished {
+        /// Which link: `leaf node to the hub`, `gateway A-B` ...
+        what: String,
+        /// How long we waited.
+        waited: Duration,
+    },
 }
 
 fn display_paths(paths: &[PathBuf]) -> String {

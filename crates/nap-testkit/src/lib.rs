@@ -33,6 +33,7 @@
 mod binary;
 mod cluster;
 mod error;
+mod federation;
 pub mod identity;
 mod probe;
 mod python;
@@ -45,6 +46,7 @@ pub use binary::{
 };
 pub use cluster::Cluster;
 pub use error::TestkitError;
+pub use federation::{GatewayPair, LeafHub};
 pub use identity::{IdentityServer, TestUser, Topology, current_nats_server};
 pub use python::{PYTHON_ENV, find_python, python_from, python_peer};
 pub use server::{DEFAULT_READY_TIMEOUT, NatsServer, NatsServerBuilder};
