@@ -101,6 +101,11 @@ pub enum Error {
     /// at most once): the reply is incomplete, and says so.
     #[error("the reply is incomplete: {0}")]
     Lost(nap_proto::Loss),
+    /// Replies to a discovery or ping round may have been lost in transit
+    /// (the connection was re-established during the round): the list of
+    /// agents could be incomplete, so none is returned.
+    #[error("discovery may be incomplete: {0}")]
+    DiscoveryLost(nap_proto::Loss),
     /// Nobody listens on the subject.
     #[error("no agent is listening on {subject}")]
     NoResponders {

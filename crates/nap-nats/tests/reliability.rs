@@ -534,3 +534,47 @@ async fn stop_past_its_timeout_ends_the_stragglers_with_500() {
         Some("500")
     );
 }
+
+/// The server restarts while a discovery round collects replies: the
+/// connection is re-established, replies published meanwhile are gone, so
+/// the round fails with a typed error instead of returning a list that may
+/// be short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_during_discovery_is_reported_not_a_short_list() {
+    let mut server = NatsServer::start().unwrap();
+    let url = server.url();
+    let _agent = AgentService::builder("echo", "rel", "d")
+        .start(
+            async_nats::ConnectOptions::new()
+                .retry_on_initial_connect()
+                .connect(&url)
+                .await
+                .unwrap(),
+            nap_agent::echo::EchoAgent::default(),
+        )
+        .await
+        .unwrap();
+    let client = Client::new(connect(&url).await).await.unwrap();
+    let patient = nap_proto::DiscoveryConfig {
+        stall: Duration::from_secs(4),
+        deadline: Duration::from_secs(8),
+        ..nap_proto::DiscoveryConfig::default()
+    };
+    let round = tokio::spawn({
+        let client = client.clone();
+        async move { client.discover_with(DiscoveryFilter::any(), patient).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.restart().unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), round)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(outcome, Err(Error::DiscoveryLost(Loss::Reconnected))),
+        "{outcome:?}"
+    );
+    // Once reconnected, discovery works again.
+    let found = client.discover(DiscoveryFilter::any()).await;
+    assert!(found.is_ok(), "{found:?}");
+}

@@ -368,7 +368,7 @@ pub(crate) fn headers_len(headers: &HeaderMap) -> u64 {
     request::header_block_len(pairs)
 }
 
-fn connects(nats: &async_nats::Client) -> u64 {
+pub(super) fn connects(nats: &async_nats::Client) -> u64 {
     nats.statistics().connects.load(Ordering::Relaxed)
 }
 
