@@ -186,7 +186,7 @@ impl Client {
         // A reconnect during the round loses the replies sent meanwhile (a
         // server that cut a slow consumer off, a network blip): the list
         // could be incomplete, so the round fails instead of saying less.
-        let connects = super::prompt::connects(&nats);
+        let connects = super::prompt::connects(nats);
         let mut discovery = Discovery::new(now(), config, filter);
         loop {
             discovery.handle_timeout(now());
@@ -211,7 +211,7 @@ impl Client {
                 () = sleep_until(until) => {}
             }
         }
-        if super::prompt::connects(&nats) != connects {
+        if super::prompt::connects(nats) != connects {
             return Err(Error::DiscoveryLost(nap_proto::Loss::Reconnected));
         }
         Ok(discovery)
