@@ -17,6 +17,7 @@ mod bench;
 mod cmd;
 mod conformance;
 mod demo;
+mod publish;
 mod setup;
 mod test;
 

@@ -1,5 +1,6 @@
-//! `cargo xtask test`: setup, fmt, clippy, the test suite on each selected
-//! nats-server, doc tests.
+//! `cargo xtask test`: setup, fmt, clippy, the declared MSRV against the
+//! dependencies', `cargo package` of the publishable crates, the test
+//! suite on each selected nats-server, doc tests.
 //!
 //! The whole suite runs once per server (`--server 2.9|current|both`,
 //! default both): first on Debian's 2.9, then on the current release from
@@ -61,6 +62,19 @@ pub fn run(server: ServerChoice, runner_args: &[String]) -> Result<()> {
             "-D",
             "warnings",
         ],
+        &[],
+    )?;
+
+    header("msrv");
+    crate::publish::check_msrv().context("step `msrv` failed")?;
+    // The crates as crates.io would get them. Not verified by a build of
+    // each package: that would compile the workspace once more (minutes on
+    // two cores), and the clippy and test steps build the same sources.
+    step(
+        "package",
+        &tools,
+        &tools.nats_server,
+        &["package", "--workspace", "--no-verify", "--allow-dirty"],
         &[],
     )?;
 
