@@ -265,10 +265,10 @@ impl PromptInterceptor for TurnLog {
     }
 
     fn on_event(&self, stream: &StreamInfo, event: &Event) {
-        if let Event::Response(data) = event {
-            if let Some((_, text)) = self.open().get_mut(stream.inbox()) {
-                text.push_str(data.text());
-            }
+        if let Event::Response(data) = event
+            && let Some((_, text)) = self.open().get_mut(stream.inbox())
+        {
+            text.push_str(data.text());
         }
     }
 

@@ -71,9 +71,7 @@ pub fn check_msrv() -> Result<()> {
             low.join(", ")
         );
     }
-    println!(
-        "rust-version: every workspace crate claims at least {a}.{b}.{c} (set by {setter})"
-    );
+    println!("rust-version: every workspace crate claims at least {a}.{b}.{c} (set by {setter})");
     Ok(())
 }
 

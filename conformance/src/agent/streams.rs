@@ -127,16 +127,16 @@ pub fn judge(exchanges: &[Exchange], f: &mut Findings) {
                 ),
                 Some(_) => f.pass(STR_002, "the ack is the first message", ev()),
             }
-        } else if let Some((_, e)) = &a.error {
-            if e.code.status().map(|s| s.as_u16()) == Some(400) {
-                f.check(
-                    STR_011,
-                    a.first_is_ack,
-                    "400 rejections start with the ack",
-                    format!("{label}: rejected with 400 without an ack first"),
-                    ev(),
-                );
-            }
+        } else if let Some((_, e)) = &a.error
+            && e.code.status().map(|s| s.as_u16()) == Some(400)
+        {
+            f.check(
+                STR_011,
+                a.first_is_ack,
+                "400 rejections start with the ack",
+                format!("{label}: rejected with 400 without an ack first"),
+                ev(),
+            );
         }
 
         match a.malformed.first() {

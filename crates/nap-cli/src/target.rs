@@ -99,14 +99,14 @@ pub async fn resolve(
         ))
     })?;
     // An instance id: one direct request (§4.2).
-    if let Target::Word(word) = &target {
-        if could_be_instance_id(word) {
-            match client.lookup(word).await {
-                Ok(handle) => return Ok(handle),
-                Err(nap_nats::Error::NotFound { .. }) => {}
-                Err(e @ nap_nats::Error::Incompatible { .. }) => return Err(e.into()),
-                Err(error) => tracing::debug!(%word, %error, "direct lookup failed"),
-            }
+    if let Target::Word(word) = &target
+        && could_be_instance_id(word)
+    {
+        match client.lookup(word).await {
+            Ok(handle) => return Ok(handle),
+            Err(nap_nats::Error::NotFound { .. }) => {}
+            Err(e @ nap_nats::Error::Incompatible { .. }) => return Err(e.into()),
+            Err(error) => tracing::debug!(%word, %error, "direct lookup failed"),
         }
     }
     let mut candidates = match &target {

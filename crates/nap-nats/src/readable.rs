@@ -21,7 +21,7 @@ impl fmt::Display for Secs {
         let d = self.0;
         if d >= Duration::from_secs(1) {
             let tenths = (d.as_millis() + 50) / 100;
-            if tenths % 10 == 0 {
+            if tenths.is_multiple_of(10) {
                 write!(f, "{}s", tenths / 10)
             } else {
                 write!(f, "{}.{}s", tenths / 10, tenths % 10)

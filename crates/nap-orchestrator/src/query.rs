@@ -72,9 +72,9 @@ pub fn current_caller() -> Option<Responder> {
 /// Sends a status token to the current caller, if any; failures are only
 /// logged, since progress is best effort.
 pub(crate) async fn report(token: String) {
-    if let Some(caller) = current_caller() {
-        if let Err(error) = caller.status(token.clone()).await {
-            tracing::debug!(%token, %error, "progress status not delivered");
-        }
+    if let Some(caller) = current_caller()
+        && let Err(error) = caller.status(token.clone()).await
+    {
+        tracing::debug!(%token, %error, "progress status not delivered");
     }
 }

@@ -87,7 +87,7 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, Base64Error> {
             _ => {}
         }
     }
-    if text.len() % 4 != 0 {
+    if !text.len().is_multiple_of(4) {
         return Err(Base64Error::Unpadded { len: text.len() });
     }
     STANDARD.decode(text).map_err(|e| Base64Error::Invalid {

@@ -107,7 +107,7 @@ impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (unit, m) = UNITS
             .iter()
-            .find(|(_, m)| self.0 >= *m && self.0 % m == 0)
+            .find(|(_, m)| self.0 >= *m && self.0.is_multiple_of(*m))
             .copied()
             .unwrap_or(("B", 1));
         write!(f, "{}{unit}", self.0 / m)

@@ -126,16 +126,15 @@ impl DiscoveryFilter {
         want("name", &self.name, info.instance_name())?;
         want("session", &self.session, info.metadata.session.as_deref())?;
         want("instance_id", &self.instance_id, Some(&info.id))?;
-        if let Some(ours) = &self.protocol {
-            if !ours
+        if let Some(ours) = &self.protocol
+            && !ours
                 .compatibility_with(&info.metadata.protocol_version)
                 .is_usable()
-            {
-                return Err(FilterMiss::Incompatible {
-                    found: info.metadata.protocol_version.to_string(),
-                    ours: ours.to_string(),
-                });
-            }
+        {
+            return Err(FilterMiss::Incompatible {
+                found: info.metadata.protocol_version.to_string(),
+                ours: ours.to_string(),
+            });
         }
         Ok(())
     }

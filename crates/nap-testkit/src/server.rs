@@ -391,22 +391,19 @@ impl NatsServer {
             if reported.is_none() {
                 reported = read_ports_file(&self.ports_dir, pid);
             }
-            if let Some(ports) = reported {
-                if let Some(info) = probe::read_info(ports.client) {
-                    let version = ServerVersion::from_info(&info).ok_or_else(|| {
-                        TestkitError::VersionUnknown {
-                            source_of_version: format!(
-                                "the INFO greeting on port {}",
-                                ports.client
-                            ),
-                            text: info
-                                .get("version")
-                                .map(ToString::to_string)
-                                .unwrap_or_default(),
-                        }
-                    })?;
-                    return Ok((ports, version));
-                }
+            if let Some(ports) = reported
+                && let Some(info) = probe::read_info(ports.client)
+            {
+                let version = ServerVersion::from_info(&info).ok_or_else(|| {
+                    TestkitError::VersionUnknown {
+                        source_of_version: format!("the INFO greeting on port {}", ports.client),
+                        text: info
+                            .get("version")
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
+                    }
+                })?;
+                return Ok((ports, version));
             }
             if started.elapsed() >= timeout {
                 return Err(self.not_ready(reported, started));

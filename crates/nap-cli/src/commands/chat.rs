@@ -79,10 +79,10 @@ pub async fn run(conn: Connection, args: ChatArgs) -> Result<(), Failure> {
             anyhow::Error::new(e).context("cannot start the line editor"),
         )
     })?;
-    if let Some(path) = &args.history {
-        if let Err(error) = editor.load_history(path) {
-            tracing::debug!(path = %path.display(), %error, "no history loaded");
-        }
+    if let Some(path) = &args.history
+        && let Err(error) = editor.load_history(path)
+    {
+        tracing::debug!(path = %path.display(), %error, "no history loaded");
     }
     let editor = Arc::new(Mutex::new(editor));
     let interactive = std::io::stdin().is_terminal();

@@ -301,10 +301,10 @@ impl StreamState {
                 continue;
             }
             let delta = choice.get("delta");
-            if let Some(text) = delta.and_then(|d| d.get("content")).and_then(Value::as_str) {
-                if !text.is_empty() {
-                    out.push(StreamEvent::Text(text.to_owned()));
-                }
+            if let Some(text) = delta.and_then(|d| d.get("content")).and_then(Value::as_str)
+                && !text.is_empty()
+            {
+                out.push(StreamEvent::Text(text.to_owned()));
             }
             let calls = delta
                 .and_then(|d| d.get("tool_calls"))

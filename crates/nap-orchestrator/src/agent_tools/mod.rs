@@ -743,13 +743,13 @@ impl AgentTools {
         }
         let reservation = self.room(scope)?;
         let handle = self.resolve(&address).await?;
-        if let (Some(caller), Some(target)) = (&scope.caller, handle.identity().verified()) {
-            if caller == target {
-                return Err(
+        if let (Some(caller), Some(target)) = (&scope.caller, handle.identity().verified())
+            && caller == target
+        {
+            return Err(
                     "that agent sent the prompt you are answering: answer it instead of prompting it back"
                         .into(),
                 );
-            }
         }
         let (paths, files) = self.read_attachments(&attachments)?;
         let id = nuid::next().to_string();
@@ -941,10 +941,10 @@ impl AgentTools {
             (question, call.detached)
         };
         scope.notify();
-        if let Some(question) = question {
-            if let Err(e) = question.query.answer(answer).await {
-                return Err(format!("the answer was not sent: {e}").into());
-            }
+        if let Some(question) = question
+            && let Err(e) = question.query.answer(answer).await
+        {
+            return Err(format!("the answer was not sent: {e}").into());
         }
         if wait.unwrap_or(!detached) {
             Ok(self.block(scope, &id).await)
@@ -1085,12 +1085,12 @@ struct CancelOnDrop {
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if self.armed {
-            if let Some(finished) = self.scope.finish(&self.id, End::Cancelled) {
-                refuse(finished.refuse);
-                self.tools
-                    .settled(&self.scope, &finished.result, finished.waited);
-            }
+        if self.armed
+            && let Some(finished) = self.scope.finish(&self.id, End::Cancelled)
+        {
+            refuse(finished.refuse);
+            self.tools
+                .settled(&self.scope, &finished.result, finished.waited);
         }
     }
 }
