@@ -21,6 +21,12 @@ use nap_conformance::cli::{self, AgentArgs, CallerArgs, TopologiesArgs};
 struct Cli {
     #[command(subcommand)]
     mode: Mode,
+    /// More log output on stderr: -v info, -vv debug, -vvv trace; RUST_LOG wins when set
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Log lines as text (coloured on a terminal only) or one JSON object per line
+    #[arg(long, global = true, default_value = "text", value_name = "FORMAT")]
+    log_format: nap_nats::logging::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,13 +68,12 @@ enum Mode {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-    let verdict = match Cli::parse().mode {
+    let cli = Cli::parse();
+    nap_nats::logging::Logging::new()
+        .verbosity(cli.verbose)
+        .format(cli.log_format)
+        .init();
+    let verdict = match cli.mode {
         Mode::Agent {
             server,
             nkey,

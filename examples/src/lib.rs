@@ -21,12 +21,20 @@ pub fn server_url(flag: Option<String>) -> String {
         .unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned())
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `warn`).
+/// Logs to stderr as every nap binary does (`nap_nats::logging`): `RUST_LOG`
+/// when set, else `NAP_LOG_VERBOSITY` (0 warnings, 1 info, 2 debug); text
+/// (coloured on a terminal only) or JSON lines with `NAP_LOG_FORMAT=json`.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let format = std::env::var("NAP_LOG_FORMAT")
+        .ok()
+        .and_then(|f| f.parse().ok())
+        .unwrap_or_default();
+    let verbosity = std::env::var("NAP_LOG_VERBOSITY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    nap_nats::logging::Logging::new()
+        .verbosity(verbosity)
+        .format(format)
+        .init();
 }

@@ -47,6 +47,20 @@ struct Cli {
     #[command(flatten)]
     connect: ConnectArgs,
 
+    /// More log output on stderr: -v info (one line per served prompt), -vv debug, -vvv trace; RUST_LOG wins when set
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Logging")]
+    verbose: u8,
+
+    /// Log lines as text (coloured on a terminal only) or one JSON object per line
+    #[arg(
+        long,
+        global = true,
+        default_value = "text",
+        value_name = "FORMAT",
+        help_heading = "Logging"
+    )]
+    log_format: nap_nats::logging::LogFormat,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -89,8 +103,11 @@ enum Connected {
 }
 
 fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    nap_nats::logging::Logging::new()
+        .verbosity(cli.verbose)
+        .format(cli.log_format)
+        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -133,16 +150,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Connected::Mcp(args) => commands::mcp::run(nats, args).await,
         Connected::Ui(args) => commands::ui::run(nats, args).await,
     }
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default: warnings only).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _already_set = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 #[cfg(test)]

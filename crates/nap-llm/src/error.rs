@@ -183,9 +183,52 @@ impl LlmError {
     }
 }
 
+impl LlmError {
+    /// What a remote caller is told: a short description that names the
+    /// kind of failure and nothing internal (no provider URL, key name,
+    /// provider body or memory store detail). The full error is for the
+    /// agent's own log.
+    pub fn caller_description(&self) -> String {
+        match self {
+            LlmError::MissingApiKey { .. }
+            | LlmError::InvalidApiKey { .. }
+            | LlmError::UnknownProvider { .. }
+            | LlmError::ProviderNotCompiled { .. }
+            | LlmError::InvalidBaseUrl { .. }
+            | LlmError::HttpClient { .. } => "the agent's model is not configured correctly".into(),
+            LlmError::RateLimited { retry_after, .. } => format!(
+                "the agent's model provider is rate limiting{}",
+                retry_hint(*retry_after)
+            ),
+            LlmError::Http { status, .. } => match status {
+                400 | 413 | 422 => "the agent's model provider rejected the request".into(),
+                401 | 403 => "the agent's model provider refused its credentials".into(),
+                _ => format!("the agent's model provider failed (HTTP {status})"),
+            },
+            LlmError::Unreachable { .. } => {
+                "the agent's model provider could not be reached".into()
+            }
+            LlmError::TimedOut { .. } => "the agent's model provider did not answer in time".into(),
+            LlmError::StreamInterrupted { .. }
+            | LlmError::MalformedEvent { .. }
+            | LlmError::ProviderStreamError { .. } => {
+                "the agent's model provider broke off its answer".into()
+            }
+            LlmError::MemoryUnavailable { .. } => {
+                "the agent's conversation memory is unavailable".into()
+            }
+            // Nothing internal in it: the bound is the agent's own setting.
+            LlmError::TooManyToolRounds { .. } => self.to_string(),
+        }
+    }
+}
+
+/// The caller gets [`LlmError::caller_description`] and the stable code;
+/// the full error is logged here, once, at `error` level.
 impl From<LlmError> for AgentError {
     fn from(e: LlmError) -> Self {
-        let mut body = ErrorBody::new(e.error_code(), e.to_string());
+        tracing::error!(error = %e, code = e.error_code(), "the model failed");
+        let mut body = ErrorBody::new(e.error_code(), e.caller_description());
         if let Some(after) = e.retry_after() {
             body.extra
                 .insert("retry_after_ms".into(), (after.as_millis() as u64).into());
@@ -194,6 +237,6 @@ impl From<LlmError> for AgentError {
             body.extra
                 .insert("provider_status".into(), (*status).into());
         }
-        AgentError::new(e.status_code(), e.to_string()).with_body(body)
+        AgentError::new(e.status_code(), e.caller_description()).with_body(body)
     }
 }

@@ -198,7 +198,9 @@ impl SenderKey {
 
     /// Connection options that authenticate with this key (the NKEY, or
     /// the JWT and seed) and report a denied `$SYS.REQ.USER.INFO` to the
-    /// identity lookup at once. Replaces any event callback already set.
+    /// identity lookup at once, logging the other connection events as
+    /// [`connect_options`](crate::connect_options) does. Replaces any event
+    /// callback already set.
     pub fn apply(
         &self,
         options: async_nats::ConnectOptions,
@@ -223,7 +225,7 @@ impl SenderKey {
                     denials.count.fetch_add(1, Ordering::SeqCst);
                     denials.notify.notify_waiters();
                 }
-                tracing::debug!(?event, "NATS connection event");
+                crate::log_event(&event);
             }
         }))
     }

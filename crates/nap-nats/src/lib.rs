@@ -47,6 +47,7 @@ pub mod client;
 mod error;
 pub mod host;
 pub mod identity;
+pub mod logging;
 pub mod readable;
 mod wire;
 
@@ -67,7 +68,10 @@ pub const SUBSCRIPTION_CAPACITY: usize = 1 << 20;
 /// Connection options for hosting and calling agents: async-nats's
 /// defaults with [`SUBSCRIPTION_CAPACITY`], so that bursts of prompts or
 /// chunks wait in memory (bounded by nap's own budgets) instead of being
-/// dropped by the client. Add credentials, TLS and the rest as usual.
+/// dropped by the client, and with the connection's events logged: a
+/// warning when the connection to the server is lost, an info line when it
+/// is back, a warning when the client drops messages (slow consumer). Add
+/// credentials, TLS and the rest as usual.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), async_nats::ConnectError> {
@@ -78,7 +82,26 @@ pub const SUBSCRIPTION_CAPACITY: usize = 1 << 20;
 /// # Ok(()) }
 /// ```
 pub fn connect_options() -> async_nats::ConnectOptions {
-    async_nats::ConnectOptions::new().subscription_capacity(SUBSCRIPTION_CAPACITY)
+    async_nats::ConnectOptions::new()
+        .subscription_capacity(SUBSCRIPTION_CAPACITY)
+        .event_callback(|event| async move { log_event(&event) })
+}
+
+/// Logs a connection event at the level an operator needs it.
+pub(crate) fn log_event(event: &async_nats::Event) {
+    match event {
+        async_nats::Event::Disconnected => {
+            tracing::warn!("lost the connection to the NATS server; reconnecting")
+        }
+        async_nats::Event::Connected => tracing::info!("connected to the NATS server"),
+        async_nats::Event::SlowConsumer(sid) => {
+            tracing::warn!(
+                sid,
+                "the NATS client dropped messages of a subscription (slow consumer)"
+            )
+        }
+        other => tracing::debug!(event = ?other, "NATS connection event"),
+    }
 }
 pub use host::{AgentService, AgentServiceBuilder, RunningAgent, shutdown_signal};
 

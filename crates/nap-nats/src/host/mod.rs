@@ -36,6 +36,7 @@ mod prompt;
 mod transport;
 
 pub use intercept::{Decision, Outcome, RequestInterceptor};
+pub use prompt::SERVED as LOG_TARGET;
 
 use std::collections::HashMap;
 use std::sync::Arc;

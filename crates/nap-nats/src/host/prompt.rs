@@ -162,6 +162,14 @@ impl PromptLoop {
             },
         };
         let (Some((sender, envelope)), Some(permit)) = (accepted, permit) else {
+            tracing::info!(
+                target: SERVED,
+                %subject,
+                instance = %self.instance.instance_id,
+                code = machine.error().map_or(0, |c| c.as_u16()),
+                bytes_in = message.payload.len(),
+                "prompt refused"
+            );
             return Some(ReplyStream::new(
                 self.client.clone(),
                 service_request,
@@ -194,6 +202,9 @@ impl PromptLoop {
         if let Err(e) = stream.flush().await {
             tracing::debug!(error = %e, "ack not published");
         }
+        // For the one log line per served prompt.
+        let subject = request.subject.clone();
+        let sender = request.sender().to_string();
         let responder = Responder::new(stream.clone() as Arc<dyn Transport>);
         let agent = self.agent.clone();
         let interceptors = &self.interceptors[..];
@@ -287,9 +298,24 @@ impl PromptLoop {
                 }
             }
         }
-        stream.finish(error).await;
+        let code = stream.finish(error).await;
+        tracing::info!(
+            target: SERVED,
+            %subject,
+            instance = %self.instance.instance_id,
+            %sender,
+            code,
+            duration_ms = now().saturating_duration_since(accepted_at).as_millis() as u64,
+            bytes_in = stream.request_size(),
+            bytes_out = stream.bytes_out(),
+            "prompt served"
+        );
     }
 }
+
+/// The `tracing` target of the one line logged per prompt, served or
+/// refused: filter on it (`RUST_LOG=nap::prompt=info`) for an access log.
+pub const SERVED: &str = "nap::prompt";
 
 /// How the interceptors and the agent ended a turn.
 enum Turn {

@@ -37,6 +37,8 @@ struct Driver {
 pub(crate) struct ReplyStream {
     client: Client,
     request_size: u64,
+    /// Payload bytes published so far (chunks and error bodies).
+    bytes_out: std::sync::atomic::AtomicU64,
     keepalive: Option<Duration>,
     // One lock orders every publish of this stream and guards the machine,
     // so a chunk from a lingering responder clone can never follow the
@@ -56,6 +58,7 @@ impl ReplyStream {
         let request_size = request.message.length as u64;
         Arc::new(ReplyStream {
             request_size,
+            bytes_out: std::sync::atomic::AtomicU64::new(0),
             keepalive: machine.keepalive(),
             driver: Mutex::new(Driver {
                 machine,
@@ -67,6 +70,11 @@ impl ReplyStream {
             }),
             client,
         })
+    }
+
+    /// Payload bytes published on this stream so far.
+    pub(crate) fn bytes_out(&self) -> u64 {
+        self.bytes_out.load(Ordering::Relaxed)
     }
 
     /// The bytes of the request this stream answers, for backlog budgets.
@@ -108,7 +116,10 @@ impl ReplyStream {
     /// zero-byte, header-less terminator (§6.5). A stream whose connection
     /// was interrupted while it streamed ends with a `500` instead of a
     /// clean end, since part of it may be lost. Later sends fail.
-    pub(crate) async fn finish(&self, error: Option<ServiceError>) {
+    ///
+    /// Returns the status the stream ended with: 200 for a clean end, else
+    /// the error signal's code.
+    pub(crate) async fn finish(&self, error: Option<ServiceError>) -> u16 {
         let mut driver = self.driver.lock().await;
         let error = match error {
             None if driver.interrupted || connects(&self.client) != driver.connects => {
@@ -116,10 +127,12 @@ impl ReplyStream {
             }
             other => other,
         };
+        let code = error.as_ref().map_or(200, |e| e.code.as_u16());
         driver.machine.finish(now(), error);
         if let Err(e) = self.publish_queued(&mut driver).await {
             tracing::warn!(reply = %driver.reply, error = %e, "could not end the response stream");
         }
+        code
     }
 
     async fn publish_queued(&self, driver: &mut Driver) -> Result<(), SendError> {
@@ -142,6 +155,8 @@ impl ReplyStream {
                     std::borrow::Cow::Borrowed(b) => Bytes::from_static(b),
                     std::borrow::Cow::Owned(v) => Bytes::from(v),
                 };
+                self.bytes_out
+                    .fetch_add(body.len() as u64, Ordering::Relaxed);
                 self.client.publish(reply, body).await
             }
             // §9.1: a body-less error goes through the service's own

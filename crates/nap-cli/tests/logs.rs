@@ -1,0 +1,196 @@
+//! Logs for operators: `-v` and `--log-format json` on `nap serve`, one
+//! line per served prompt with its fields, no colour codes when stderr is
+//! not a terminal, a warning when the NATS server goes away, and internal
+//! errors logged in full while the caller gets a short description.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use nap_testkit::NatsServer;
+use serde_json::Value;
+use support::{assert_exit, nap, run, stderr};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// `nap ARGS` with stderr piped and read line by line.
+struct Logged {
+    _child: tokio::process::Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+    seen: Vec<String>,
+}
+
+impl Logged {
+    fn spawn(args: &[&str], env: &[(&str, &str)]) -> Logged {
+        let mut cmd = nap(args);
+        cmd.env_remove("RUST_LOG")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        Logged {
+            _child: child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    async fn line_where(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let found = tokio::time::timeout(support::PATIENCE, async {
+            while let Some(line) = self.lines.next_line().await.unwrap() {
+                self.seen.push(line.clone());
+                if pred(&line) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(line)) => line,
+            _ => panic!("no {what} on stderr; saw {:#?}", self.seen),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_served_prompt_is_one_json_line_and_losing_the_server_is_a_warning() {
+    let mut server = NatsServer::start().unwrap();
+    let url = server.url();
+    let mut serve = Logged::spawn(
+        &[
+            "--server",
+            &url,
+            "-v",
+            "--log-format",
+            "json",
+            "serve",
+            "echo",
+            "--owner",
+            "ops",
+            "--name",
+            "logged",
+        ],
+        &[],
+    );
+    serve
+        .line_where("the connect line", |l| {
+            l.contains("connected to the NATS server")
+        })
+        .await;
+    // Wait for the registration before prompting.
+    let mut registered = false;
+    for _ in 0..50 {
+        if run(&url, &["info", "ops/logged"]).await.status.success() {
+            registered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(registered, "{:#?}", serve.seen);
+    assert_exit(&run(&url, &["prompt", "ops/logged", "hello logs"]).await, 0);
+    let line = serve
+        .line_where("the served-prompt line", |l| l.contains("prompt served"))
+        .await;
+    let entry: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(entry["level"], "INFO", "{entry}");
+    assert_eq!(entry["target"], nap_nats::host::LOG_TARGET, "{entry}");
+    let fields = &entry["fields"];
+    assert_eq!(
+        fields["subject"], "agents.prompt.echo.ops.logged",
+        "{entry}"
+    );
+    assert_eq!(fields["code"], 200, "{entry}");
+    assert_eq!(fields["sender"], "absent", "{entry}");
+    assert!(
+        fields["instance"].as_str().is_some_and(|i| !i.is_empty()),
+        "{entry}"
+    );
+    assert!(fields["bytes_in"].as_u64().unwrap() > 0, "{entry}");
+    assert!(
+        fields["bytes_out"].as_u64().unwrap() >= "hello logs".len() as u64,
+        "{entry}"
+    );
+    assert!(fields["duration_ms"].as_u64().is_some(), "{entry}");
+    // Every line is JSON, none carries a colour code.
+    for line in &serve.seen {
+        assert!(
+            !line.contains('\u{1b}'),
+            "colour in a log that is not a terminal: {line}"
+        );
+        assert!(
+            serde_json::from_str::<Value>(line).is_ok(),
+            "not JSON: {line}"
+        );
+    }
+
+    // The server goes away: the host says so.
+    server.stop().unwrap();
+    let warning = serve
+        .line_where("the disconnect warning", |l| {
+            l.contains("lost the connection")
+        })
+        .await;
+    let entry: Value = serde_json::from_str(&warning).unwrap();
+    assert_eq!(entry["level"], "WARN", "{entry}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_failure_is_logged_in_full_and_told_to_the_caller_without_internals() {
+    let server = NatsServer::start().unwrap();
+    let url = server.url();
+    // An OpenAI-compatible provider at an address where nothing listens.
+    let provider = "http://127.0.0.1:1/v1";
+    let mut serve = Logged::spawn(
+        &[
+            "--server", &url, "serve", "llm", "--owner", "ops", "--name", "model",
+        ],
+        &[
+            ("NAP_LLM", "openai"),
+            ("NAP_LLM_BASE_URL", provider),
+            ("OPENAI_API_KEY", "sk-test"),
+            ("NAP_MODEL", "gpt-test"),
+        ],
+    );
+    let mut registered = false;
+    for _ in 0..50 {
+        if run(&url, &["info", "ops/model"]).await.status.success() {
+            registered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(registered, "{:#?}", serve.seen);
+    let out = run(&url, &["prompt", "ops/model", "hello"]).await;
+    assert_exit(&out, 1);
+    let told = stderr(&out);
+    assert!(told.contains("500"), "{told}");
+    assert!(told.contains("could not be reached"), "{told}");
+    assert!(
+        !told.contains("127.0.0.1:1"),
+        "the provider's address reached the caller: {told}"
+    );
+    // The operator's log has the whole story.
+    serve
+        .line_where("the full error, at error level", |l| {
+            l.contains("ERROR") && l.contains("127.0.0.1:1")
+        })
+        .await;
+}
+
+#[test]
+fn text_logs_have_no_colour_when_stderr_is_not_a_terminal() {
+    // A connection failure is logged at debug level with -vv.
+    let out = std::process::Command::new(support::NAP)
+        .env("HOME", support::EMPTY_HOME)
+        .env_remove("RUST_LOG")
+        .env_remove("NATS_URL")
+        .args(["--server", "nats://127.0.0.1:1", "-vv", "discover"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DEBUG"), "{err}");
+    assert!(!err.contains('\u{1b}'), "{err}");
+}
