@@ -23,40 +23,67 @@ pub const DEFAULT_SERVER: &str = "nats://127.0.0.1:4222";
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Connection")]
 pub struct ConnectArgs {
-    /// NATS server URL(s), comma separated [default: the context's, else nats://127.0.0.1:4222]
-    #[arg(long, short = 's', env = "NATS_URL", global = true, value_name = "URL")]
+    /// NATS server URL(s), comma separated [env: NATS_URL] [default: the context's, else nats://127.0.0.1:4222]
+    #[arg(long, short = 's', global = true, value_name = "URL")]
     pub server: Option<String>,
-    /// NATS CLI context to use (~/.config/nats/context/NAME.json) [default: the selected one]
-    #[arg(long, env = "NATS_CONTEXT", global = true, value_name = "NAME")]
+    /// NATS CLI context to use (~/.config/nats/context/NAME.json) [env: NATS_CONTEXT] [default: the selected one]
+    #[arg(long, global = true, value_name = "NAME")]
     pub context: Option<String>,
-    /// User credentials file (JWT and seed)
-    #[arg(long, env = "NATS_CREDS", global = true, value_name = "FILE")]
+    /// User credentials file (JWT and seed) [env: NATS_CREDS]
+    #[arg(long, global = true, value_name = "FILE")]
     pub creds: Option<PathBuf>,
-    /// File holding an NKEY seed
-    #[arg(long, env = "NATS_NKEY", global = true, value_name = "FILE")]
+    /// File holding an NKEY seed [env: NATS_NKEY]
+    #[arg(long, global = true, value_name = "FILE")]
     pub nkey: Option<PathBuf>,
-    /// User name
-    #[arg(long, env = "NATS_USER", global = true)]
+    /// User name [env: NATS_USER]
+    #[arg(long, global = true)]
     pub user: Option<String>,
-    /// Password
-    #[arg(long, env = "NATS_PASSWORD", global = true, hide_env_values = true)]
+    /// Password [env: NATS_PASSWORD]
+    #[arg(long, global = true)]
     pub password: Option<String>,
-    /// Authentication token
-    #[arg(long, env = "NATS_TOKEN", global = true, hide_env_values = true)]
+    /// Authentication token [env: NATS_TOKEN]
+    #[arg(long, global = true)]
     pub token: Option<String>,
-    /// TLS client certificate
-    #[arg(long, env = "NATS_CERT", global = true, value_name = "FILE")]
+    /// TLS client certificate [env: NATS_CERT]
+    #[arg(long, global = true, value_name = "FILE")]
     pub tlscert: Option<PathBuf>,
-    /// TLS client certificate key
-    #[arg(long, env = "NATS_KEY", global = true, value_name = "FILE")]
+    /// TLS client certificate key [env: NATS_KEY]
+    #[arg(long, global = true, value_name = "FILE")]
     pub tlskey: Option<PathBuf>,
-    /// TLS CA certificate to verify the server with
-    #[arg(long, env = "NATS_CA", global = true, value_name = "FILE")]
+    /// TLS CA certificate to verify the server with [env: NATS_CA]
+    #[arg(long, global = true, value_name = "FILE")]
     pub tlsca: Option<PathBuf>,
     /// Seconds to wait for the connection
     #[arg(long, global = true, default_value_t = 5.0, value_name = "SECS")]
     pub connect_timeout: f64,
 }
+
+impl ConnectArgs {
+    /// These flags with the NATS tools' environment variables filling what
+    /// was not given on the command line (`NATS_URL`, `NATS_CONTEXT`,
+    /// `NATS_CREDS`, …). Read here rather than by clap, so that a value from
+    /// the environment never shows in a usage line as if it had been typed.
+    pub fn with_env(&self) -> ConnectArgs {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let path = |name: &str| var(name).map(PathBuf::from);
+        ConnectArgs {
+            server: self.server.clone().or_else(|| var("NATS_URL")),
+            context: self.context.clone().or_else(|| var("NATS_CONTEXT")),
+            creds: self.creds.clone().or_else(|| path("NATS_CREDS")),
+            nkey: self.nkey.clone().or_else(|| path("NATS_NKEY")),
+            user: self.user.clone().or_else(|| var("NATS_USER")),
+            password: self.password.clone().or_else(|| var("NATS_PASSWORD")),
+            token: self.token.clone().or_else(|| var("NATS_TOKEN")),
+            tlscert: self.tlscert.clone().or_else(|| path("NATS_CERT")),
+            tlskey: self.tlskey.clone().or_else(|| path("NATS_KEY")),
+            tlsca: self.tlsca.clone().or_else(|| path("NATS_CA")),
+            connect_timeout: self.connect_timeout,
+        }
+    }
+}
+
+/// The URL schemes a NATS client connects with.
+const SCHEMES: [&str; 4] = ["nats", "tls", "ws", "wss"];
 
 /// Where and how to connect, once flags and context are merged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -213,6 +240,7 @@ pub struct Connection {
 /// Connects as the flags, environment and context say. Every failure is
 /// [`Status::Connection`] and names the server.
 pub async fn connect(args: &ConnectArgs) -> Result<Connection, Failure> {
+    let args = &args.with_env();
     let context = context::resolve(args.context.as_deref())
         .map_err(|e| Failure::new(Status::Connection, e))?;
     let settings = Settings::merge(args, context);
@@ -229,6 +257,15 @@ pub async fn connect(args: &ConnectArgs) -> Result<Connection, Failure> {
     })?;
     tracing::debug!(server = %where_to, "connecting");
     let servers: Vec<&str> = settings.url.split(',').map(str::trim).collect();
+    // A URL of another protocol is a usage error, not a connection failure.
+    if let Some(other) = servers.iter().find(|s| {
+        s.split_once("://")
+            .is_some_and(|(scheme, _)| !SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()))
+    }) {
+        return Err(Failure::usage(format!(
+            "{other} is not a NATS server URL: use nats://, tls://, ws:// or wss://"
+        )));
+    }
     let parsed: Result<Vec<async_nats::ServerAddr>, _> = servers
         .iter()
         .map(|s| s.parse::<async_nats::ServerAddr>())

@@ -352,3 +352,14 @@ async fn completions_and_man_pages_cover_the_commands() {
         assert!(dir.path().join(page).exists(), "{page} missing");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_of_another_protocol_is_a_usage_error() {
+    let out = output(nap(["--server", "http://127.0.0.1:4222", "discover"]), "").await;
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("not a NATS server URL"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -62,9 +62,6 @@ async fn driver() -> Driver {
 }
 
 async fn browser(driver: &Driver) -> Client {
-    // Several TLS backends are compiled in; the WebDriver client needs one
-    // chosen (it speaks plain HTTP to chromedriver anyway).
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -73,8 +70,9 @@ async fn browser(driver: &Driver) -> Client {
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1500,900"]
         }),
     );
-    ClientBuilder::rustls()
-        .unwrap()
+    // Plain HTTP to the local chromedriver.
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
         .capabilities(caps)
         .connect(&driver.url)
         .await

@@ -38,6 +38,7 @@ enum Mode {
 pub async fn run(connect: &ConnectArgs, args: ConformanceArgs) -> Result<(), Failure> {
     let outcome = match args.mode {
         Mode::Agent(args) => {
+            let connect = &connect.with_env();
             let context = context::resolve(connect.context.as_deref())
                 .map_err(|e| Failure::new(Status::Connection, e))?;
             let settings = Settings::merge(connect, context);
@@ -48,7 +49,7 @@ pub async fn run(connect: &ConnectArgs, args: ConformanceArgs) -> Result<(), Fai
             };
             cli::run_agent(&settings.url, &auth, &args).await
         }
-        Mode::Caller(args) => cli::run_caller(connect.server.clone(), &args).await,
+        Mode::Caller(args) => cli::run_caller(connect.with_env().server, &args).await,
         Mode::Topologies(args) => cli::run_topologies(&args).await,
     };
     match outcome {
