@@ -11,7 +11,6 @@ use std::time::Duration;
 use clap::Args;
 use nap_nats::connect::{ConnectError, ConnectionConfig};
 
-use crate::context;
 use crate::failure::{Failure, Status};
 
 /// Connection flags shared by every command.
@@ -59,19 +58,26 @@ impl ConnectArgs {
     /// The library configuration these flags (and their environment
     /// variables, which clap has already read) describe.
     pub fn config(&self) -> ConnectionConfig {
+        // The environment first (`NATS_*`, `XDG_CONFIG_HOME`, `HOME`), then
+        // every flag given on top of it.
+        let env = ConnectionConfig::from_env();
+        let text = |flag: &Option<String>, env: Option<String>| {
+            flag.clone().filter(|s| !s.is_empty()).or(env)
+        };
+        let path = |flag: &Option<PathBuf>, env: Option<PathBuf>| flag.clone().or(env);
         ConnectionConfig {
-            servers: self.server.clone().filter(|s| !s.is_empty()),
-            context: self.context.clone().filter(|s| !s.is_empty()),
-            config_dir: context::config_dir(),
-            home: std::env::var_os("HOME").map(PathBuf::from),
-            creds: self.creds.clone(),
-            nkey: self.nkey.clone(),
-            user: self.user.clone(),
-            password: self.password.clone(),
-            token: self.token.clone(),
-            tls_cert: self.tlscert.clone(),
-            tls_key: self.tlskey.clone(),
-            tls_ca: self.tlsca.clone(),
+            servers: text(&self.server, env.servers),
+            context: text(&self.context, env.context),
+            config_dir: env.config_dir,
+            home: env.home,
+            creds: path(&self.creds, env.creds),
+            nkey: path(&self.nkey, env.nkey),
+            user: text(&self.user, env.user),
+            password: text(&self.password, env.password),
+            token: text(&self.token, env.token),
+            tls_cert: path(&self.tlscert, env.tls_cert),
+            tls_key: path(&self.tlskey, env.tls_key),
+            tls_ca: path(&self.tlsca, env.tls_ca),
             connect_timeout: None,
             name: Some("nap".to_owned()),
         }
@@ -110,13 +116,12 @@ mod tests {
         let args = ConnectArgs {
             server: Some("nats://flag:4222".into()),
             user: Some("fu".into()),
-            context: Some(String::new()),
             ..ConnectArgs::default()
         };
         let config = args.config();
         assert_eq!(config.servers.as_deref(), Some("nats://flag:4222"));
         assert_eq!(config.user.as_deref(), Some("fu"));
-        assert_eq!(config.context, None);
+        assert_eq!(config.name.as_deref(), Some("nap"));
     }
 
     #[test]
