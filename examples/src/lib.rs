@@ -21,6 +21,29 @@ pub fn server_url(flag: Option<String>) -> String {
         .unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned())
 }
 
+/// Connects the way `nap` does (see [`nap_nats::connect`]): the flags
+/// given (`--server`, `--nkey`, `--creds`) over the `NATS_*` environment
+/// and the selected NATS CLI context, else `nats://127.0.0.1:4222`.
+pub async fn connect(
+    server: Option<String>,
+    nkey: Option<std::path::PathBuf>,
+    creds: Option<std::path::PathBuf>,
+) -> Result<nap_nats::connect::Connection, nap_nats::connect::ConnectError> {
+    let mut config = nap_nats::connect::ConnectionConfig::from_env();
+    if server.is_some() {
+        config.servers = server;
+    }
+    if nkey.is_some() {
+        config.nkey = nkey;
+        config.creds = None;
+    }
+    if creds.is_some() {
+        config.creds = creds;
+        config.nkey = None;
+    }
+    config.connect().await
+}
+
 /// Logs to stderr as every nap binary does (`nap_nats::logging`): `RUST_LOG`
 /// when set, else `NAP_LOG_VERBOSITY` (0 warnings, 1 info, 2 debug); text
 /// (coloured on a terminal only) or JSON lines with `NAP_LOG_FORMAT=json`.

@@ -9,7 +9,6 @@
 
 mod commands;
 mod connect;
-mod context;
 mod failure;
 mod filter;
 mod table;

@@ -245,3 +245,14 @@ async fn credentials_file_on_an_operator_mode_server() {
         stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_nats_url_is_a_usage_error() {
+    let out = support::run("http://127.0.0.1:4222", &["discover"]).await;
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("http"), "{}", stderr(&out));
+    let mut cmd = support::nap(["discover"]);
+    cmd.env("NATS_URL", "https://127.0.0.1:4222");
+    let out = support::output(cmd, "").await;
+    assert_exit(&out, 2);
+}

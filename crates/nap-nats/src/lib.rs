@@ -44,6 +44,7 @@
 
 pub mod attachments;
 pub mod client;
+pub mod connect;
 mod error;
 pub mod host;
 pub mod identity;

@@ -18,8 +18,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use futures::StreamExt;
-use nap_examples::{init_logging, server_url};
-use nap_nats::identity::SenderKey;
+use nap_examples::init_logging;
 use nap_nats::{Client, Error, Event};
 use nap_proto::{Attachment, DiscoveryFilter, Envelope};
 
@@ -74,24 +73,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), (u8, String)> {
-    let url = server_url(args.server.clone());
-    let key = match (&args.nkey, &args.creds) {
-        (Some(path), _) => Some(SenderKey::from_seed_file(path)),
-        (_, Some(path)) => Some(SenderKey::from_creds_file(path)),
-        _ => None,
-    }
-    .transpose()
-    .map_err(|e| (2, e.to_string()))?;
-    let options = match &key {
-        Some(key) => key
-            .apply(nap_nats::connect_options())
-            .map_err(|e| (2, e.to_string()))?,
-        None => nap_nats::connect_options(),
-    };
-    let nats = options
-        .connect(&url)
-        .await
-        .map_err(|e| (2, format!("cannot connect to {url}: {e}")))?;
+    let connection =
+        nap_examples::connect(args.server.clone(), args.nkey.clone(), args.creds.clone())
+            .await
+            .map_err(|e| (2, e.to_string()))?;
+    let (nats, key) = (connection.nats, connection.key);
     let mut builder = Client::builder(nats);
     if let Some(key) = key {
         builder = builder.sender_key(key);

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use nap_examples::{EchoAgent, init_logging, server_url};
+use nap_examples::{EchoAgent, init_logging};
 use nap_nats::AgentService;
 use nap_proto::ByteSize;
 
@@ -42,11 +42,10 @@ struct Args {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_logging();
     let args = Args::parse();
-    let url = server_url(args.server);
-    let nats = nap_nats::connect_options()
-        .connect(&url)
+    let nats = nap_examples::connect(args.server, None, None)
         .await
-        .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+        .map_err(|e| e.to_string())?
+        .nats;
     let mut builder = AgentService::builder("echo", &args.owner, &args.name)
         .description("nap echo agent: streams the prompt back")
         .heartbeat_interval(Duration::from_secs_f64(args.heartbeat))

@@ -8,7 +8,7 @@
 //! ```
 
 use clap::Parser;
-use nap_examples::{init_logging, server_url};
+use nap_examples::init_logging;
 use nap_llm::{LlmAgent, tools};
 use nap_nats::AgentService;
 
@@ -45,11 +45,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let agent = agent.build();
     let model = agent.llm().model().to_owned();
 
-    let url = server_url(args.server);
-    let nats = nap_nats::connect_options()
-        .connect(&url)
+    let nats = nap_examples::connect(args.server, None, None)
         .await
-        .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+        .map_err(|e| e.to_string())?
+        .nats;
     let mut builder = AgentService::builder("llm", &args.owner, &args.name)
         .description(format!(
             "nap LLM agent ({model}) with clock and calculator tools"

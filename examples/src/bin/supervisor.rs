@@ -19,7 +19,7 @@ use nap_examples::demo::{
     self, DemoError, OWNER, Role, Turn, TurnLog, one_line, serve_supervisor, start_supervisor,
     wait_for_workers, write_article,
 };
-use nap_examples::{init_logging, server_url};
+use nap_examples::init_logging;
 use nap_nats::Client;
 
 /// Serve the demo's supervisor, or write one article with it.
@@ -55,11 +55,10 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<ExitCode, DemoError> {
-    let url = server_url(args.server);
-    let nats = nap_nats::connect_options()
-        .connect(&url)
+    let nats = nap_examples::connect(args.server, None, None)
         .await
-        .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+        .map_err(|e| e.to_string())?
+        .nats;
     let client = Client::new(nats.clone()).await?;
     let (log, mut turns) = TurnLog::new();
     let tools_client = Client::builder(nats.clone())

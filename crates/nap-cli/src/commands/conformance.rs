@@ -6,8 +6,7 @@ use clap::{Args, Subcommand};
 use nap_conformance::agent::Auth;
 use nap_conformance::cli::{self, AgentArgs, CallerArgs, Compliance, TopologiesArgs};
 
-use crate::connect::{ConnectArgs, Settings};
-use crate::context;
+use crate::connect::{self, ConnectArgs};
 use crate::failure::{Failure, Status};
 
 /// Arguments of `nap conformance`.
@@ -38,10 +37,7 @@ enum Mode {
 pub async fn run(connect: &ConnectArgs, args: ConformanceArgs) -> Result<(), Failure> {
     let outcome = match args.mode {
         Mode::Agent(args) => {
-            let connect = &connect.with_env();
-            let context = context::resolve(connect.context.as_deref())
-                .map_err(|e| Failure::new(Status::Connection, e))?;
-            let settings = Settings::merge(connect, context);
+            let settings = connect.config().resolve().map_err(connect::failure)?;
             let auth = match (&settings.nkey, &settings.creds) {
                 (Some(path), _) => Auth::Nkey(path.clone()),
                 (_, Some(path)) => Auth::Creds(path.clone()),
@@ -49,7 +45,7 @@ pub async fn run(connect: &ConnectArgs, args: ConformanceArgs) -> Result<(), Fai
             };
             cli::run_agent(&settings.url, &auth, &args).await
         }
-        Mode::Caller(args) => cli::run_caller(connect.with_env().server, &args).await,
+        Mode::Caller(args) => cli::run_caller(connect.config().servers, &args).await,
         Mode::Topologies(args) => cli::run_topologies(&args).await,
     };
     match outcome {
