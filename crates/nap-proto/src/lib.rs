@@ -57,6 +57,7 @@ pub mod service_info;
 pub mod service_stats;
 pub mod stream;
 pub mod subject;
+pub mod trace;
 pub mod version;
 
 pub use agent_stream::{AgentStream, Outgoing, StreamClosed};
