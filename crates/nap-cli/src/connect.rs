@@ -106,6 +106,12 @@ pub async fn connect(args: &ConnectArgs) -> Result<Connection, Failure> {
         .filter(|t| !t.is_zero())
         .ok_or_else(|| Failure::usage("--connect-timeout must be a positive number of seconds"))?;
     let mut config = args.config();
+    // Named in the CLI's own words: the library cannot know the flags.
+    if config.tls_cert.is_some() != config.tls_key.is_some() {
+        return Err(Failure::usage(
+            "--tlscert and --tlskey (NATS_CERT, NATS_KEY) go together: give both or neither",
+        ));
+    }
     config.connect_timeout = Some(timeout);
     config.connect().await.map_err(failure)
 }

@@ -358,7 +358,7 @@ async fn a_url_of_another_protocol_is_a_usage_error() {
     let out = output(nap(["--server", "http://127.0.0.1:4222", "discover"]), "").await;
     assert_exit(&out, 2);
     assert!(
-        stderr(&out).contains("not a NATS server URL"),
+        stderr(&out).contains("is not one of nats, tls, ws, wss"),
         "{}",
         stderr(&out)
     );
