@@ -472,7 +472,11 @@ async fn model_errors_map_to_protocol_codes() {
         let (out, _) = Responder::collector();
         let err = agent.prompt(Request::text("hi"), out).await.unwrap_err();
         assert_eq!(err.code(), code, "{error}");
-        assert!(err.to_string().contains(&error.to_string()), "{err}");
+        // The caller is told the short description, never the details.
+        assert!(
+            err.to_string().contains(&error.caller_description()),
+            "{err}"
+        );
     }
     let llm = Scripted::new(vec![Round::Fail(LlmError::RateLimited {
         retry_after: Some(Duration::from_secs(7)),

@@ -211,7 +211,10 @@ impl Client {
                 () = sleep_until(until) => {}
             }
         }
-        if super::prompt::connects(nats) != connects {
+        // A first connection made during the round (a client still
+        // connecting in the background) loses nothing: the request waited
+        // for it. Only a connection established again does.
+        if connects > 0 && super::prompt::connects(nats) != connects {
             return Err(Error::DiscoveryLost(nap_proto::Loss::Reconnected));
         }
         Ok(discovery)
