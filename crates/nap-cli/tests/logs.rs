@@ -55,6 +55,17 @@ impl Logged {
     }
 }
 
+/// Whether `target` answers `nap info` within a few seconds.
+async fn registered(url: &str, target: &str) -> bool {
+    for _ in 0..50 {
+        if run(url, &["info", target]).await.status.success() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_served_prompt_is_one_json_line_and_losing_the_server_is_a_warning() {
     let mut server = NatsServer::start().unwrap();
@@ -81,15 +92,7 @@ async fn a_served_prompt_is_one_json_line_and_losing_the_server_is_a_warning() {
         })
         .await;
     // Wait for the registration before prompting.
-    let mut registered = false;
-    for _ in 0..50 {
-        if run(&url, &["info", "ops/logged"]).await.status.success() {
-            registered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(registered, "{:#?}", serve.seen);
+    assert!(registered(&url, "ops/logged").await, "{:#?}", serve.seen);
     assert_exit(&run(&url, &["prompt", "ops/logged", "hello logs"]).await, 0);
     let line = serve
         .line_where("the served-prompt line", |l| l.contains("prompt served"))
@@ -154,15 +157,7 @@ async fn a_provider_failure_is_logged_in_full_and_told_to_the_caller_without_int
             ("NAP_MODEL", "gpt-test"),
         ],
     );
-    let mut registered = false;
-    for _ in 0..50 {
-        if run(&url, &["info", "ops/model"]).await.status.success() {
-            registered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(registered, "{:#?}", serve.seen);
+    assert!(registered(&url, "ops/model").await, "{:#?}", serve.seen);
     let out = run(&url, &["prompt", "ops/model", "hello"]).await;
     assert_exit(&out, 1);
     let told = stderr(&out);

@@ -107,6 +107,16 @@ async fn wait_online(page: &Client, name: &str, online: bool) {
         .unwrap_or_else(|e| panic!("{name} never shown online={online}: {e}"));
 }
 
+/// Clicks the element `css` matches.
+async fn click(page: &Client, css: &str) {
+    page.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
 fn screenshots() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/nap-ui-screenshots");
     std::fs::create_dir_all(&dir).unwrap();
@@ -157,33 +167,18 @@ async fn the_page_shows_agents_streams_a_reply_takes_an_answer_and_sees_an_agent
     std::fs::write(shots.join("grid.png"), page.screenshot().await.unwrap()).unwrap();
 
     // A prompt, its reply streamed in.
-    page.find(Locator::Css("tr[data-name=demo]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&page, "tr[data-name=demo]").await;
     let input = page
         .find(Locator::Css("[data-testid=prompt]"))
         .await
         .unwrap();
     input.send_keys("hello from the browser").await.unwrap();
-    page.find(Locator::Css("[data-testid=send]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&page, "[data-testid=send]").await;
     wait_text(&page, "[data-testid=reply]", "hello from the browser").await;
 
     // A question (§7), answered inline.
     input.send_keys("ask: favourite colour?").await.unwrap();
-    page.find(Locator::Css("[data-testid=send]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&page, "[data-testid=send]").await;
     wait_text(&page, "[data-testid=question]", "favourite colour?").await;
     page.find(Locator::Css("[data-testid=answer]"))
         .await
@@ -191,22 +186,12 @@ async fn the_page_shows_agents_streams_a_reply_takes_an_answer_and_sees_an_agent
         .send_keys("blue")
         .await
         .unwrap();
-    page.find(Locator::Css("[data-testid=answer-send]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&page, "[data-testid=answer-send]").await;
     wait_text(&page, "[data-testid=reply]", "you answered: blue").await;
     std::fs::write(shots.join("chat.png"), page.screenshot().await.unwrap()).unwrap();
 
     // The conformance suite against the selected agent, its cases listed.
-    page.find(Locator::Css("[data-testid=conformance]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&page, "[data-testid=conformance]").await;
     page.wait()
         .at_most(Duration::from_secs(90))
         .for_element(Locator::Css("[data-testid=verdict]"))
