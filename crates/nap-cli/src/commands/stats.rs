@@ -25,8 +25,8 @@ pub struct StatsArgs {
     json: bool,
 }
 
-/// The endpoint whose counters the table shows.
-const PROMPT: &str = "prompt";
+/// The endpoint whose counters the table shows: `prompt` (§2).
+const PROMPT: &str = Verb::Prompt.as_str();
 
 /// Runs `nap stats`.
 pub async fn run(conn: Connection, args: StatsArgs) -> Result<(), Failure> {
