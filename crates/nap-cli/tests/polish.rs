@@ -104,9 +104,12 @@ async fn an_instance_id_target_is_asked_for_directly() {
     let server = NatsServer::start().unwrap();
     let url = server.url();
     let echo = support::host_echo(&url, "alice", "demo").await;
-    // Every $SRV.INFO request the command makes.
+    // Every direct $SRV.INFO.agents.{id} request the command makes.
     let spy = async_nats::connect(&url).await.unwrap();
-    let mut requests = spy.subscribe(format!("{}.>", "$SRV.INFO")).await.unwrap();
+    let mut requests = spy
+        .subscribe(format!("{}.>", nap_proto::service_info::INFO_SUBJECT))
+        .await
+        .unwrap();
     let mut wildcard = spy
         .subscribe(nap_proto::service_info::INFO_SUBJECT)
         .await
