@@ -6,53 +6,17 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use nap_testkit::NatsServer;
 use serde_json::Value;
 use support::{assert_exit, nap, run, stderr};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// `nap ARGS` with stderr piped and read line by line.
-struct Logged {
-    _child: tokio::process::Child,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
-    seen: Vec<String>,
-}
-
-impl Logged {
-    fn spawn(args: &[&str], env: &[(&str, &str)]) -> Logged {
-        let mut cmd = nap(args);
-        cmd.env_remove("RUST_LOG")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        Logged {
-            _child: child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    async fn line_where(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let found = tokio::time::timeout(support::PATIENCE, async {
-            while let Some(line) = self.lines.next_line().await.unwrap() {
-                self.seen.push(line.clone());
-                if pred(&line) {
-                    return Some(line);
-                }
-            }
-            None
-        })
-        .await;
-        match found {
-            Ok(Some(line)) => line,
-            _ => panic!("no {what} on stderr; saw {:#?}", self.seen),
-        }
-    }
+/// `nap ARGS` with `env`, its stderr (the logs) read line by line.
+fn logged(args: &[&str], env: &[(&str, &str)]) -> support::Running {
+    let mut cmd = nap(args);
+    cmd.env_remove("RUST_LOG").envs(env.iter().copied());
+    support::Running::spawn_stderr(cmd)
 }
 
 /// Whether `target` answers `nap info` within a few seconds.
@@ -70,7 +34,7 @@ async fn registered(url: &str, target: &str) -> bool {
 async fn a_served_prompt_is_one_json_line_and_losing_the_server_is_a_warning() {
     let mut server = NatsServer::start().unwrap();
     let url = server.url();
-    let mut serve = Logged::spawn(
+    let mut serve = logged(
         &[
             "--server",
             &url,
@@ -146,7 +110,7 @@ async fn a_provider_failure_is_logged_in_full_and_told_to_the_caller_without_int
     let url = server.url();
     // An OpenAI-compatible provider at an address where nothing listens.
     let provider = "http://127.0.0.1:1/v1";
-    let mut serve = Logged::spawn(
+    let mut serve = logged(
         &[
             "--server", &url, "serve", "llm", "--owner", "ops", "--name", "model",
         ],

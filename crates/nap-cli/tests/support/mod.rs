@@ -109,12 +109,16 @@ pub async fn host_echo(url: &str, owner: &str, name: &str) -> RunningAgent {
         .unwrap()
 }
 
+/// One output stream of a child, read line by line.
+type OutputLines = Lines<BufReader<std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>>>;
+
 /// A long-running child (`nap serve`, `nap watch`, a Python agent) whose
-/// stdout is read line by line; killed when dropped.
+/// stdout (or, with [`Running::spawn_stderr`], stderr) is read line by
+/// line; killed when dropped.
 pub struct Running {
     pub child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-    /// Every stdout line read so far.
+    lines: OutputLines,
+    /// Every line read so far.
     pub seen: Vec<String>,
 }
 
@@ -126,7 +130,25 @@ impl Running {
             .stdin(Stdio::piped())
             .kill_on_drop(true);
         let mut child = cmd.spawn().unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let stdout: ChildStdout = child.stdout.take().unwrap();
+        let lines = BufReader::new(Box::pin(stdout) as std::pin::Pin<Box<_>>).lines();
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Spawns `cmd` with stderr piped and read instead (stdout discarded),
+    /// for the logs.
+    pub fn spawn_stderr(mut cmd: tokio::process::Command) -> Running {
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let lines = BufReader::new(Box::pin(stderr) as std::pin::Pin<Box<_>>).lines();
         Running {
             child,
             lines,
