@@ -84,3 +84,33 @@ async fn llm_agent_on_nap_host_is_compliant() {
     assert!(failed.is_empty(), "{}", report.json());
     running.stop().await;
 }
+
+/// Agents of a fleet (one connection, shared `$SRV` answers, one heartbeat
+/// task) pass the suite like any other agent, with other agents of the same
+/// fleet beside them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_agents_of_a_fleet_are_compliant() {
+    let server = NatsServer::start().unwrap();
+    let nats = async_nats::connect(server.url()).await.unwrap();
+    let fleet = nap_nats::host::Fleet::start(nats).await.unwrap();
+    let mut running = Vec::new();
+    for i in 0..3 {
+        let builder = AgentService::builder("echo", "conformance", format!("fleet-{i}"))
+            .heartbeat_interval(Duration::from_secs(1));
+        running.push(
+            fleet
+                .add(builder, nap_examples::EchoAgent::default())
+                .await
+                .unwrap(),
+        );
+    }
+    let mut options = common::quick(Target::Name("fleet-1".to_owned()));
+    options.prompt = format!("{}continue?", nap_examples::ASK_PREFIX);
+    let report = agent::run(&server.url(), &options).await.unwrap();
+    let failed = common::failed(&report);
+    assert!(report.is_compliant(), "MUST failures: {failed:?}");
+    assert!(failed.is_empty(), "{}", report.json());
+    for agent in running {
+        agent.stop().await;
+    }
+}

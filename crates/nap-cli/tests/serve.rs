@@ -350,3 +350,79 @@ async fn exec_keeps_every_attachment_under_a_safe_name() {
     assert_exit(&out, 0);
     assert_eq!(stdout(&out), "a (1).txt\na.txt\n", "{}", stderr(&out));
 }
+
+/// `nap serve echo --count N` and `nap serve fleet FILE`: many agents from
+/// one process, each discoverable and prompted on its own, all stopped
+/// gracefully by one SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_hosts_a_fleet_from_a_count_and_from_a_file() {
+    let server = NatsServer::start().unwrap();
+    let url = server.url();
+    let mut counted = support::Running::spawn(support::nap([
+        "--server", &url, "serve", "echo", "--owner", "many", "--name", "e", "--count", "25",
+    ]));
+    let ready = counted
+        .line_where("the ready line", |l| l.starts_with("serving "))
+        .await;
+    assert_eq!(
+        ready,
+        "serving 25 agents in one fleet: echo/many/e-0 … echo/many/e-24"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fleet.json");
+    std::fs::write(
+        &file,
+        r#"{"agents": [
+            {"kind": "echo", "owner": "file", "name": "a"},
+            {"kind": "exec", "owner": "file", "name": "up", "command": ["tr", "a-z", "A-Z"]}
+        ]}"#,
+    )
+    .unwrap();
+    let mut listed = support::Running::spawn(support::nap([
+        "--server",
+        &url,
+        "serve",
+        "fleet",
+        file.to_str().unwrap(),
+    ]));
+    let ready = listed
+        .line_where("the ready line", |l| l.starts_with("serving "))
+        .await;
+    assert_eq!(
+        ready,
+        "serving 2 agents in one fleet: echo/file/a … exec/file/up"
+    );
+
+    let out = run(&url, &["discover", "--owner", "many", "--json"]).await;
+    assert_exit(&out, 0);
+    let found: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(found.len(), 25, "{}", stdout(&out));
+    let mut ids: Vec<String> = found.iter().map(|r| r["id"].to_string()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 25, "one service id per agent");
+
+    let out = run(&url, &["prompt", "echo/many/e-17", "seventeen"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "seventeen\n");
+    let out = run(&url, &["prompt", "exec/file/up", "shout"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out).trim_end(), "SHOUT");
+
+    assert!(counted.terminate().await.success());
+    assert!(listed.terminate().await.success());
+    let out = run(&url, &["discover", "--json"]).await;
+    let left: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(left.is_empty(), "every fleet agent unregistered: {left:?}");
+
+    // A bad file is a usage error that names the entry.
+    std::fs::write(&file, r#"{"agents": [{"kind": "echo", "nmae": "x"}]}"#).unwrap();
+    let out = run(&url, &["serve", "fleet", file.to_str().unwrap()]).await;
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("unknown field `nmae`"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -11,6 +11,10 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 /// How many missed intervals make an instance offline (§8.2).
 pub const OFFLINE_AFTER_INTERVALS: u32 = 3;
 
+/// The largest share of the interval by which [`IntervalSecs::jittered`]
+/// shortens a wait between beats.
+pub const JITTER: f64 = 0.1;
+
 /// A heartbeat interval in seconds: a positive, finite number (§8.3).
 ///
 /// Written as an integer when whole (`30`, as in B.11), else as a decimal.
@@ -45,6 +49,21 @@ impl IntervalSecs {
     /// The interval as a duration.
     pub fn as_duration(self) -> Duration {
         Duration::from_secs_f64(self.0)
+    }
+
+    /// The wait before the next beat, shortened by up to [`JITTER`] of
+    /// the interval: `draw` is a uniformly random number the caller picks
+    /// (this crate has no randomness), `0` for no shortening, `u32::MAX`
+    /// for the most.
+    ///
+    /// Instances started together (a fleet, a restarted deployment) would
+    /// otherwise beat in the same instant forever; with every wait drawn
+    /// anew their beats spread over the interval within a few periods. A
+    /// beat is only ever early, never late, so no caller counts an
+    /// instance offline because of it (§8.2).
+    pub fn jittered(self, draw: u32) -> Duration {
+        let shortening = JITTER * f64::from(draw) / f64::from(u32::MAX);
+        Duration::from_secs_f64(self.0 * (1.0 - shortening))
     }
 }
 
@@ -166,5 +185,20 @@ impl Beacon {
             interval_s: self.interval,
             extra: Map::new(),
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod jitter_tests {
+    use super::*;
+
+    #[test]
+    fn a_jittered_wait_is_never_longer_than_the_interval_nor_shorter_than_the_jitter() {
+        let interval = IntervalSecs::new(30.0).unwrap();
+        assert_eq!(interval.jittered(0), Duration::from_secs(30));
+        assert_eq!(interval.jittered(u32::MAX), Duration::from_secs(27));
+        let mid = interval.jittered(u32::MAX / 2);
+        assert!(mid > Duration::from_secs(28) && mid < Duration::from_secs(29));
     }
 }

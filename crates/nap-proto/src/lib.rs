@@ -51,6 +51,7 @@ pub mod heartbeat;
 pub mod identity;
 pub mod json;
 pub mod liveness;
+pub mod micro;
 pub mod progress;
 pub mod request;
 pub mod service_info;

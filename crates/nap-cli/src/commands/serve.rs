@@ -1,21 +1,27 @@
-//! `nap serve echo|exec|llm`: host an agent from the terminal.
+//! `nap serve echo|exec|llm|fleet`: host agents from the terminal.
 //!
 //! Prints one ready line on stdout,
 //! `serving {agent}/{owner}/{name} as instance {id} on {subject}`, then
 //! serves until Ctrl-C or SIGTERM and stops gracefully: no new prompts,
 //! in-flight ones finish, the service unregisters. A second signal stops
 //! at once.
+//!
+//! With `--count N`, or `nap serve fleet FILE`, many agents share one
+//! process and one connection as a [`Fleet`]; the ready line is then
+//! `serving {n} agents in one fleet: {first label} … {last label}`.
 
 use std::collections::VecDeque;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use clap::{Args, Subcommand};
 use nap_agent::{Agent, AgentError, Request, Responder};
-use nap_nats::AgentService;
 use nap_nats::attachments::AttachmentSaver;
+use nap_nats::host::Fleet;
+use nap_nats::{AgentService, AgentServiceBuilder, RunningAgent};
 use nap_proto::ByteSize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -23,6 +29,8 @@ use nap_nats::identity::SenderKey;
 use nap_proto::identity::{AgentId, MinSenderTrust};
 
 use super::stdout_failed;
+
+mod fleet_file;
 use crate::connect::Connection;
 use crate::failure::{Failure, Status};
 
@@ -60,6 +68,16 @@ enum ServeKind {
         /// The system prompt
         #[arg(long)]
         system: Option<String>,
+    },
+    /// Host the agents listed in a JSON file as one fleet: one process, one
+    /// connection; `nap serve fleet --example` prints a file to start from
+    Fleet {
+        /// The JSON file: {"agents": [{"kind": "echo", "name": "a"}, ...]}
+        #[arg(required_unless_present = "example", value_name = "FILE")]
+        file: Option<std::path::PathBuf>,
+        /// Print an example file and exit
+        #[arg(long)]
+        example: bool,
     },
 }
 
@@ -102,6 +120,10 @@ struct HostArgs {
     /// §13.7.3); repeat for more
     #[arg(long, value_name = "ID")]
     accept_sender: Vec<AgentId>,
+    /// Host N agents named NAME-0 … NAME-(N-1) in one fleet, on one
+    /// connection
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    count: Option<u32>,
 }
 
 fn key_value(text: &str) -> Result<(String, String), String> {
@@ -111,15 +133,43 @@ fn key_value(text: &str) -> Result<(String, String), String> {
 }
 
 impl HostArgs {
-    fn builder(
+    /// The builders of the agents to host (one, or `--count` of them),
+    /// with their labels.
+    fn builders(
         &self,
         kind: &str,
         description: String,
         key: Option<&SenderKey>,
-    ) -> Result<nap_nats::AgentServiceBuilder, Failure> {
+    ) -> Result<Vec<(AgentServiceBuilder, String)>, Failure> {
+        let name = self.name.as_deref().unwrap_or(kind);
+        let names: Vec<String> = match self.count {
+            None => vec![name.to_owned()],
+            Some(n) => (0..n).map(|i| format!("{name}-{i}")).collect(),
+        };
+        names
+            .into_iter()
+            .map(|name| {
+                let builder = self.builder(kind, &name, description.clone(), key)?;
+                let label = format!(
+                    "{}/{}/{}",
+                    self.agent.as_deref().unwrap_or(kind),
+                    self.owner,
+                    name
+                );
+                Ok((builder, label))
+            })
+            .collect()
+    }
+
+    fn builder(
+        &self,
+        kind: &str,
+        name: &str,
+        description: String,
+        key: Option<&SenderKey>,
+    ) -> Result<AgentServiceBuilder, Failure> {
         let heartbeat = super::prompt::seconds(self.heartbeat, "--heartbeat")?;
         let agent = self.agent.as_deref().unwrap_or(kind);
-        let name = self.name.as_deref().unwrap_or(kind);
         let mut builder = AgentService::builder(agent, &self.owner, name)
             .description(self.description.clone().unwrap_or(description))
             .heartbeat_interval(heartbeat)
@@ -144,35 +194,21 @@ impl HostArgs {
         }
         Ok(builder)
     }
-
-    fn label(&self, kind: &str) -> String {
-        format!(
-            "{}/{}/{}",
-            self.agent.as_deref().unwrap_or(kind),
-            self.owner,
-            self.name.as_deref().unwrap_or(kind)
-        )
-    }
 }
 
 /// Runs `nap serve`. With `--creds`/`--nkey` the agent signs with that key.
 pub async fn run(conn: Connection, args: ServeArgs) -> Result<(), Failure> {
     let Connection { nats, key } = conn;
     let key = key.as_ref();
-    match args.kind {
+    let (count, hosted) = match args.kind {
         ServeKind::Echo { host } => {
-            let builder = host.builder(
+            let builders = host.builders(
                 "echo",
                 "nap echo agent: streams the prompt back".into(),
                 key,
             )?;
-            serve(
-                nats,
-                builder,
-                host.label("echo"),
-                nap_agent::echo::EchoAgent::default(),
-            )
-            .await
+            let agent: Arc<dyn Agent> = Arc::new(nap_agent::echo::EchoAgent::default());
+            (host.count, vec![(builders, agent)])
         }
         ServeKind::Exec {
             host,
@@ -187,12 +223,13 @@ pub async fn run(conn: Connection, args: ServeArgs) -> Result<(), Failure> {
                 args: rest.to_vec(),
                 stderr_tail: stderr_tail.max(1),
             };
-            let builder = host.builder(
+            let builders = host.builders(
                 "exec",
                 format!("nap exec agent: {}", command.join(" ")),
                 key,
             )?;
-            serve(nats, builder, host.label("exec"), agent).await
+            let agent: Arc<dyn Agent> = Arc::new(agent);
+            (host.count, vec![(builders, agent)])
         }
         ServeKind::Llm { host, system } => {
             let mut agent = nap_llm::LlmAgent::builder_from_env()
@@ -202,27 +239,47 @@ pub async fn run(conn: Connection, args: ServeArgs) -> Result<(), Failure> {
             }
             let agent = agent.build();
             let model = agent.llm().model().to_owned();
-            let builder = host
-                .builder("llm", format!("nap LLM agent ({model})"), key)?
-                .metadata("model", model);
-            serve(nats, builder, host.label("llm"), agent).await
+            let builders = host
+                .builders("llm", format!("nap LLM agent ({model})"), key)?
+                .into_iter()
+                .map(|(b, label)| (b.metadata("model", model.clone()), label))
+                .collect();
+            let agent: Arc<dyn Agent> = Arc::new(agent);
+            (host.count, vec![(builders, agent)])
         }
+        ServeKind::Fleet { example: true, .. } => {
+            let mut out = std::io::stdout().lock();
+            return writeln!(out, "{}", fleet_file::EXAMPLE).map_err(stdout_failed);
+        }
+        ServeKind::Fleet { file, .. } => {
+            let Some(file) = file else {
+                return Err(Failure::usage("serve fleet needs a FILE"));
+            };
+            let hosted = fleet_file::load(&file, key)?;
+            (
+                Some(hosted.iter().map(|(b, _)| b.len() as u32).sum()),
+                hosted,
+            )
+        }
+    };
+    if count.is_none() {
+        if let Some((mut builders, agent)) = hosted.into_iter().next()
+            && let Some((builder, label)) = builders.pop()
+        {
+            return serve(nats, builder, label, agent).await;
+        }
+        return Err(Failure::usage("nothing to serve"));
     }
+    serve_fleet(nats, hosted).await
 }
 
 async fn serve(
     nats: async_nats::Client,
-    builder: nap_nats::AgentServiceBuilder,
+    builder: AgentServiceBuilder,
     label: String,
     agent: impl Agent,
 ) -> Result<(), Failure> {
-    let running = builder.start(nats, agent).await.map_err(|e| {
-        let status = match e {
-            nap_nats::Error::Identity(_) | nap_nats::Error::Config { .. } => Status::Usage,
-            _ => Status::Stream,
-        };
-        Failure::new(status, e)
-    })?;
+    let running = builder.start(nats, agent).await.map_err(start_failure)?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(
@@ -242,6 +299,83 @@ async fn serve(
         stopped = stop_signal() => stopped?,
     }
     Ok(())
+}
+
+/// How many registrations are under way at once in a fleet: enough for
+/// them to share round trips to the server.
+const REGISTERING_AT_ONCE: usize = 512;
+
+/// Hosts every agent of `hosted` in one fleet on `nats`.
+async fn serve_fleet(
+    nats: async_nats::Client,
+    hosted: Vec<fleet_file::Hosted>,
+) -> Result<(), Failure> {
+    use futures::StreamExt as _;
+    let fleet = Fleet::start(nats).await.map_err(start_failure)?;
+    let labels: Vec<String> = hosted
+        .iter()
+        .flat_map(|(builders, _)| builders.iter().map(|(_, label)| label.clone()))
+        .collect();
+    let adds = hosted.into_iter().flat_map(|(builders, agent)| {
+        builders
+            .into_iter()
+            .map(move |(builder, _)| (builder, agent.clone()))
+    });
+    let started: Vec<Result<RunningAgent, nap_nats::Error>> = futures::stream::iter(adds)
+        .map(|(builder, agent)| fleet.add(builder, agent))
+        .buffered(REGISTERING_AT_ONCE)
+        .collect()
+        .await;
+    let mut running = Vec::with_capacity(started.len());
+    for (result, label) in started.into_iter().zip(&labels) {
+        match result {
+            Ok(agent) => running.push(agent),
+            Err(e) => {
+                stop_all(running).await;
+                let mut failure = start_failure(e);
+                failure.error = failure.error.context(format!("could not register {label}"));
+                return Err(failure);
+            }
+        }
+    }
+    {
+        let mut out = std::io::stdout().lock();
+        let first = labels.first().map(String::as_str).unwrap_or_default();
+        let last = labels.last().map(String::as_str).unwrap_or_default();
+        let span = if labels.len() > 1 {
+            format!("{first} … {last}")
+        } else {
+            first.to_owned()
+        };
+        writeln!(out, "serving {} agents in one fleet: {span}", running.len())
+            .and_then(|()| out.flush())
+            .map_err(stdout_failed)?;
+    }
+    stop_signal().await?;
+    eprintln!(
+        "stopping {} agents: finishing prompts in flight (Ctrl-C again to stop at once)",
+        running.len()
+    );
+    tokio::select! {
+        () = stop_all(running) => {}
+        stopped = stop_signal() => stopped?,
+    }
+    Ok(())
+}
+
+/// Stops agents concurrently.
+async fn stop_all(running: Vec<RunningAgent>) {
+    futures::future::join_all(running.into_iter().map(RunningAgent::stop)).await;
+}
+
+/// The failure of a registration: a usage error for a bad identity or
+/// configuration, a stream error for the rest.
+fn start_failure(e: nap_nats::Error) -> Failure {
+    let status = match e {
+        nap_nats::Error::Identity(_) | nap_nats::Error::Config { .. } => Status::Usage,
+        _ => Status::Stream,
+    };
+    Failure::new(status, e)
 }
 
 /// Waits for Ctrl-C or SIGTERM.

@@ -31,10 +31,12 @@
 //! [`RequestInterceptor`]s run around each admitted prompt.
 
 mod admission;
+pub mod fleet;
 mod intercept;
 mod prompt;
 mod transport;
 
+pub use fleet::Fleet;
 pub use intercept::{Decision, Outcome, RequestInterceptor};
 pub use prompt::SERVED as LOG_TARGET;
 
@@ -50,7 +52,7 @@ use nap_proto::identity::{
     VerifierConfig, sign_heartbeat,
 };
 use nap_proto::service_info::{QUEUE_GROUP, SERVICE_NAME};
-use nap_proto::{Beacon, ByteSize, IntervalSecs, PromptLimits, Registration, Verb};
+use nap_proto::{Beacon, ByteSize, IntervalSecs, PromptLimits, Registration, ServiceError, Verb};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -315,6 +317,66 @@ impl AgentServiceBuilder {
 
     /// Registers the service and starts serving `agent` on `nats`.
     pub async fn start(self, nats: async_nats::Client, agent: impl Agent) -> Result<RunningAgent> {
+        let plan = self.plan(&nats).await?;
+        let service = nats
+            .service_builder()
+            .description(plan.description.clone())
+            .metadata(plan.metadata.clone())
+            .start(SERVICE_NAME, self.version.clone())
+            .await
+            .map_err(|source| Error::Register { source })?;
+
+        // §2.1, §3.3, §13.9: `prompt` in queue group "agents" with its
+        // capability metadata and sender requirement.
+        let prompt_endpoint = service
+            .endpoint_builder()
+            .name(Verb::Prompt.as_str())
+            .queue_group(QUEUE_GROUP)
+            .metadata(plan.registration.prompt_metadata())
+            .add(plan.prompt_subject.clone())
+            .await
+            .map_err(|source| Error::Register { source })?;
+        // §8.7: `status` in the same queue group.
+        let status_endpoint = service
+            .endpoint_builder()
+            .name(Verb::Status.as_str())
+            .queue_group(QUEUE_GROUP)
+            .add(plan.status_subject.clone())
+            .await
+            .map_err(|source| Error::Register { source })?;
+        let id = service.info().await.id;
+
+        // §8.2: heartbeats only once the server has the registration, so
+        // that whoever sees a beat can also discover the instance.
+        crate::wire::round_trip(&nats)
+            .await
+            .map_err(|e| Error::Register { source: e.into() })?;
+
+        let serving = self.serving(&plan, &id, &nats, Arc::new(agent));
+        let tracker = serving.tracker.clone();
+        tracker.spawn(
+            serving
+                .prompts
+                .clone()
+                .run(prompt_endpoint, self.max_backlog.bytes()),
+        );
+        tracker.spawn(serve_status(status_endpoint, serving.status.clone()));
+        tracker.spawn(publish_heartbeats(
+            nats.clone(),
+            serving.beat.clone(),
+            serving.stopping.clone(),
+        ));
+        Ok(serving.running(
+            id,
+            plan,
+            nats,
+            Registered::Service(Box::new(service)),
+            self.shutdown_timeout,
+        ))
+    }
+
+    /// Checks the configuration and works out what the instance registers.
+    async fn plan(&self, nats: &async_nats::Client) -> Result<Plan> {
         let identity = nap_proto::Identity::new(
             self.agent_token.as_deref().unwrap_or(&self.agent),
             &self.owner,
@@ -352,11 +414,15 @@ impl AgentServiceBuilder {
             .prompt_subject
             .clone()
             .unwrap_or_else(|| identity.subject(Verb::Prompt).to_string());
+        let status_subject = self
+            .status_subject
+            .clone()
+            .unwrap_or_else(|| identity.subject(Verb::Status).to_string());
 
         // §13.4, §13.10: the agent's own identity, when its key can sign.
         let (signer, registered) = match &self.sender_key {
             None => (None, None),
-            Some(key) => own_identity(&nats, key, &self.agent, &self.owner, &prompt_subject).await,
+            Some(key) => own_identity(nats, key, &self.agent, &self.owner, &prompt_subject).await,
         };
 
         // §3.1, §3.2: name, version, description, required metadata.
@@ -366,64 +432,48 @@ impl AgentServiceBuilder {
             session: self.session.clone(),
             limits,
             min_sender_trust: self.min_sender_trust,
-            identity: registered.clone(),
+            identity: registered,
         };
         let metadata = registration.service_metadata(&self.metadata);
         let description = self
             .description
             .clone()
             .unwrap_or_else(|| registration.default_description(&self.name));
-        let service = nats
-            .service_builder()
-            .description(description)
-            .metadata(metadata)
-            .start(SERVICE_NAME, self.version.clone())
-            .await
-            .map_err(|source| Error::Register { source })?;
+        Ok(Plan {
+            heartbeat_subject: identity.subject(Verb::Hb).to_string(),
+            prompt_subject,
+            status_subject,
+            interval,
+            signer,
+            registration,
+            metadata,
+            description,
+        })
+    }
 
-        // §2.1, §3.3, §13.9: `prompt` in queue group "agents" with its
-        // capability metadata and sender requirement.
-        let prompt_endpoint = service
-            .endpoint_builder()
-            .name(Verb::Prompt.as_str())
-            .queue_group(QUEUE_GROUP)
-            .metadata(registration.prompt_metadata())
-            .add(prompt_subject.clone())
-            .await
-            .map_err(|source| Error::Register { source })?;
-        // §8.7: `status` in the same queue group.
-        let status_subject = self
-            .status_subject
-            .clone()
-            .unwrap_or_else(|| identity.subject(Verb::Status).to_string());
-        let status_endpoint = service
-            .endpoint_builder()
-            .name(Verb::Status.as_str())
-            .queue_group(QUEUE_GROUP)
-            .add(status_subject.clone())
-            .await
-            .map_err(|source| Error::Register { source })?;
-        let id = service.info().await.id;
-
-        // §8.2: heartbeats only once the server has the registration, so
-        // that whoever sees a beat can also discover the instance.
-        crate::wire::round_trip(&nats)
-            .await
-            .map_err(|e| Error::Register { source: e.into() })?;
-
+    /// The serving half of an instance registered as `id`: the prompt
+    /// loop, the status responder and the heartbeat source, with the
+    /// tokens and tracker that stop them.
+    fn serving(
+        &self,
+        plan: &Plan,
+        id: &str,
+        nats: &async_nats::Client,
+        agent: Arc<dyn Agent>,
+    ) -> Serving {
         let instance = Arc::new(Instance {
             agent: self.agent.clone(),
             owner: self.owner.clone(),
             name: self.name.clone(),
             session: self.session.clone(),
-            instance_id: id.clone(),
+            instance_id: id.to_owned(),
         });
         let beacon = Beacon {
             agent: self.agent.clone(),
             owner: self.owner.clone(),
             session: self.session.clone(),
-            instance_id: id.clone(),
-            interval,
+            instance_id: id.to_owned(),
+            interval: plan.interval,
         };
         let stopping = CancellationToken::new();
         let abandon = CancellationToken::new();
@@ -434,52 +484,115 @@ impl AgentServiceBuilder {
             self.min_sender_trust,
             self.hooks.accept.clone(),
         ));
-
-        tracker.spawn(
-            PromptLoop {
-                client: nats.clone(),
-                agent: Arc::new(agent),
-                instance,
-                limits,
-                keepalive: self.keepalive,
-                permits: permits.clone(),
-                stopping: stopping.clone(),
-                abandon: abandon.clone(),
-                tracker: tracker.clone(),
-                admission: admission.clone(),
-                interceptors: self.hooks.interceptors.clone().into(),
-            }
-            .run(prompt_endpoint, self.max_backlog.bytes()),
-        );
-        tracker.spawn(serve_status(status_endpoint, beacon.clone(), admission));
-        let heartbeat_subject = identity.subject(Verb::Hb).to_string();
-        tracker.spawn(publish_heartbeats(
-            nats.clone(),
-            heartbeat_subject.clone(),
-            beacon,
-            signer,
-            stopping.clone(),
-        ));
-        tracing::info!(%id, subject = %prompt_subject, "agent registered");
-
-        Ok(RunningAgent {
-            id: id.clone(),
-            identity: registered.map(|r| r.id),
-            prompt_subject,
-            status_subject,
-            heartbeat_subject,
+        let prompts = Arc::new(PromptLoop {
+            client: nats.clone(),
+            agent,
+            instance,
+            limits: plan.registration.limits,
+            keepalive: self.keepalive,
+            permits: permits.clone(),
+            stopping: stopping.clone(),
+            abandon: abandon.clone(),
+            tracker: tracker.clone(),
+            admission: admission.clone(),
+            interceptors: self.hooks.interceptors.clone().into(),
+        });
+        Serving {
+            prompts,
+            status: Arc::new(StatusResponder {
+                beacon: beacon.clone(),
+                admission,
+            }),
+            beat: Arc::new(BeatSource {
+                subject: async_nats::Subject::from(plan.heartbeat_subject.clone()),
+                beacon,
+                signer: plan.signer.clone(),
+            }),
             permits,
+            max_concurrent: self.max_concurrent,
+            stopping,
+            abandon,
+            tracker,
+        }
+    }
+}
+
+/// What an instance registers, worked out from its builder.
+struct Plan {
+    prompt_subject: String,
+    status_subject: String,
+    heartbeat_subject: String,
+    interval: IntervalSecs,
+    signer: Option<Arc<SenderSigner>>,
+    registration: Registration,
+    metadata: HashMap<String, String>,
+    description: String,
+}
+
+/// The serving half of one instance, before its tasks are spawned.
+struct Serving {
+    prompts: Arc<PromptLoop>,
+    status: Arc<StatusResponder>,
+    beat: Arc<BeatSource>,
+    permits: Arc<Semaphore>,
+    max_concurrent: usize,
+    stopping: CancellationToken,
+    abandon: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Serving {
+    /// The handle of the running instance.
+    fn running(
+        self,
+        id: String,
+        plan: Plan,
+        nats: async_nats::Client,
+        registered: Registered,
+        timeout: Duration,
+    ) -> RunningAgent {
+        tracing::info!(%id, subject = %plan.prompt_subject, "agent registered");
+        RunningAgent {
+            id: id.clone(),
+            identity: plan.registration.identity.map(|r| r.id),
+            prompt_subject: plan.prompt_subject,
+            status_subject: plan.status_subject,
+            heartbeat_subject: plan.heartbeat_subject,
+            permits: self.permits,
             max_concurrent: self.max_concurrent,
             shutdown: Some(Shutdown {
                 id,
                 nats,
-                service,
-                stopping,
-                abandon,
-                tracker,
-                timeout: self.shutdown_timeout,
+                registered,
+                stopping: self.stopping,
+                abandon: self.abandon,
+                tracker: self.tracker,
+                timeout,
             }),
-        })
+        }
+    }
+}
+
+/// How an instance is registered, and so how it unregisters.
+#[derive(Debug)]
+enum Registered {
+    /// As its own async-nats micro service.
+    Service(Box<async_nats::service::Service>),
+    /// As a member of a [`Fleet`].
+    Fleet(fleet::Membership),
+}
+
+impl Registered {
+    /// Unregisters: callers no longer discover the instance (§8.6).
+    async fn unregister(self, id: &str) {
+        match self {
+            Registered::Service(service) => {
+                if let Err(e) = service.stop().await {
+                    tracing::warn!(%id, error = %e, "could not unregister the service cleanly");
+                }
+            }
+            Registered::Fleet(membership) => drop(membership),
+        }
     }
 }
 
@@ -508,7 +621,7 @@ pub struct RunningAgent {
 struct Shutdown {
     id: String,
     nats: async_nats::Client,
-    service: async_nats::service::Service,
+    registered: Registered,
     stopping: CancellationToken,
     abandon: CancellationToken,
     tracker: TaskTracker,
@@ -524,9 +637,7 @@ impl Shutdown {
         // Unregistering closes the `$SRV` handlers and unsubscribes the
         // endpoints; their loops answer what is already buffered, then end.
         self.stopping.cancel();
-        if let Err(e) = self.service.stop().await {
-            tracing::warn!(id = %self.id, error = %e, "could not unregister the service cleanly");
-        }
+        self.registered.unregister(&self.id).await;
         self.tracker.close();
         if tokio::time::timeout(self.timeout, self.tracker.wait())
             .await
@@ -612,7 +723,7 @@ impl Drop for RunningAgent {
                 // unregister, so the instance is not left discoverable.
                 shutdown.stopping.cancel();
                 shutdown.abandon.cancel();
-                drop(shutdown.service);
+                drop(shutdown.registered);
             }
         }
     }
@@ -640,26 +751,48 @@ pub async fn shutdown_signal() -> std::io::Result<()> {
     }
 }
 
-/// §8.7: a fresh heartbeat-shaped reply per request; the body is ignored.
-/// The sender is classified (§13.7) but never a reason to refuse (§13.9),
-/// and the reply is never signed (§13.11).
-async fn serve_status(
-    mut endpoint: async_nats::service::endpoint::Endpoint,
+/// Answers an instance's `status` requests (§8.7).
+struct StatusResponder {
     beacon: Beacon,
     admission: Arc<Admission>,
+}
+
+impl StatusResponder {
+    /// §8.7: a fresh heartbeat-shaped reply per request; the body is
+    /// ignored. The sender is classified (§13.7) but never a reason to
+    /// refuse (§13.9), and the reply is never signed (§13.11).
+    fn reply(
+        &self,
+        message: &async_nats::Message,
+    ) -> std::result::Result<bytes::Bytes, nap_proto::heartbeat::TimestampError> {
+        let headers = header_pairs(message.headers.as_ref());
+        self.admission
+            .classify_status(message.subject.as_str(), &headers, &message.payload);
+        self.beacon
+            .beat(SystemTime::now())
+            .map(|hb| bytes::Bytes::from(hb.encode()))
+    }
+}
+
+/// §8.7.1: a `status` reply that could not be built is a `500`.
+fn status_failure(error: &nap_proto::heartbeat::TimestampError) -> ServiceError {
+    ServiceError::new(nap_proto::StatusCode::Internal, error.to_string())
+}
+
+/// Serves the `status` endpoint of a micro service.
+async fn serve_status(
+    mut endpoint: async_nats::service::endpoint::Endpoint,
+    status: Arc<StatusResponder>,
 ) {
     while let Some(request) = endpoint.next().await {
-        let message = &request.message;
-        let headers = header_pairs(message.headers.as_ref());
-        admission.classify_status(message.subject.as_str(), &headers, &message.payload);
-        let reply = match beacon.beat(SystemTime::now()) {
-            Ok(hb) => Ok(bytes::Bytes::from(hb.encode())),
-            // §8.7.1: a failure building the payload is a 500.
-            Err(e) => Err(async_nats::service::error::Error {
-                status: e.to_string(),
-                code: 500,
-            }),
-        };
+        let reply = status.reply(&request.message).map_err(|e| {
+            let e = status_failure(&e);
+            let [_, (_, description)] = e.headers();
+            async_nats::service::error::Error {
+                status: description,
+                code: usize::from(e.code.as_u16()),
+            }
+        });
         if let Err(e) = request.respond(reply).await {
             // §8.7.1: best effort.
             tracing::debug!(error = %e, "status reply not delivered");
@@ -697,34 +830,31 @@ async fn own_identity(
     }
 }
 
-/// §8.1-8.3: beats on the fixed subject, the first one right away; with a
-/// signer, each carries a signed `Agent-Sender` header (§13.11).
-async fn publish_heartbeats(
-    nats: async_nats::Client,
-    subject: String,
+/// What one instance beats with (§8.1-8.3).
+#[derive(Debug)]
+struct BeatSource {
+    subject: async_nats::Subject,
     beacon: Beacon,
     signer: Option<Arc<SenderSigner>>,
-    stopping: CancellationToken,
-) {
-    let mut ticker = tokio::time::interval(beacon.interval.as_duration());
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let subject = async_nats::Subject::from(subject);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            () = stopping.cancelled() => break,
-        }
-        let hb = match beacon.beat(SystemTime::now()) {
+}
+
+impl BeatSource {
+    /// Publishes one beat on the fixed subject; with a signer it carries
+    /// a signed `Agent-Sender` header (§13.11).
+    async fn beat(&self, nats: &async_nats::Client) {
+        let subject = &self.subject;
+        let hb = match self.beacon.beat(SystemTime::now()) {
             Ok(hb) => hb,
             Err(e) => {
                 tracing::warn!(%subject, error = %e, "heartbeat not built");
-                continue;
+                return;
             }
         };
         let payload = bytes::Bytes::from(hb.encode());
-        let sent = match signer
+        let sent = match self
+            .signer
             .as_deref()
-            .map(|s| signed_beat(s, &subject, &hb, &payload))
+            .map(|s| signed_beat(s, subject, &hb, &payload))
         {
             Some(Ok(headers)) => {
                 nats.publish_with_headers(subject.clone(), headers, payload)
@@ -738,6 +868,40 @@ async fn publish_heartbeats(
         };
         if let Err(e) = sent {
             tracing::warn!(%subject, error = %e, "heartbeat not published");
+        }
+    }
+
+    /// The wait before the next beat: the interval, shortened by a random
+    /// jitter so that instances started together drift apart.
+    fn next_wait(&self) -> Duration {
+        self.beacon.interval.jittered(jitter_draw())
+    }
+}
+
+/// A random number for the heartbeat jitter. Not for anything secret: it
+/// comes from the standard library's per-process random hash keys.
+fn jitter_draw() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut hasher = KEYS.get_or_init(Default::default).build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    (hasher.finish() >> 32) as u32
+}
+
+/// §8.1-8.3: beats the first time right away, then once per (jittered)
+/// interval until the instance stops.
+async fn publish_heartbeats(
+    nats: async_nats::Client,
+    source: Arc<BeatSource>,
+    stopping: CancellationToken,
+) {
+    loop {
+        source.beat(&nats).await;
+        tokio::select! {
+            () = tokio::time::sleep(source.next_wait()) => {}
+            () = stopping.cancelled() => break,
         }
     }
 }

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use async_nats::service::Request as ServiceRequest;
 use futures::{FutureExt, StreamExt};
 use nap_agent::{Agent, AgentError, Instance, Request, Responder, Transport};
 use nap_proto::identity::SenderRejection;
@@ -27,7 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use super::admission::{Admission, header_pairs};
 use super::intercept::{Decision, Outcome, RequestInterceptor, amend};
-use super::transport::ReplyStream;
+use super::transport::{Completion, ReplyStream};
 use crate::client::{now, sleep_until};
 
 pub(super) struct PromptLoop {
@@ -50,23 +49,22 @@ pub(super) struct PromptLoop {
     pub(super) interceptors: Arc<[Arc<dyn RequestInterceptor>]>,
 }
 
-impl PromptLoop {
-    /// Serves requests until the endpoint's subscription ends (after the
-    /// service is stopped, every request already delivered is answered).
-    ///
-    /// The reader never waits: an accepted request becomes a task at once;
-    /// a refusal is queued for a second task, in a queue bounded by
-    /// `backlog_limit` bytes, past which the reader publishes the refusal
-    /// itself.
-    pub(super) async fn run(
-        self,
-        mut endpoint: async_nats::service::endpoint::Endpoint,
-        backlog_limit: u64,
-    ) {
-        let this = Arc::new(self);
+/// The queue of refused requests (`400`, `429`: three publishes each)
+/// waiting for the task that publishes them, bounded in bytes: past the
+/// bound, whoever reads requests publishes its refusals itself.
+pub(super) struct Refusals {
+    tx: tokio::sync::mpsc::UnboundedSender<Arc<ReplyStream>>,
+    backlog: Arc<AtomicU64>,
+    limit: u64,
+}
+
+impl Refusals {
+    /// Starts the publishing task; it ends once every handle to the queue
+    /// is dropped and the refusals still queued are out.
+    pub(super) fn start(limit: u64) -> (Refusals, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Arc<ReplyStream>>();
         let backlog = Arc::new(AtomicU64::new(0));
-        let refusing = {
+        let task = {
             let backlog = backlog.clone();
             tokio::spawn(async move {
                 while let Some(stream) = rx.recv().await {
@@ -77,28 +75,54 @@ impl PromptLoop {
                 }
             })
         };
-        while let Some(request) = endpoint.next().await {
-            let Some(refused) = this.accept(request) else {
-                continue;
-            };
-            let size = refused.request_size();
-            if backlog.load(Ordering::Relaxed) + size > backlog_limit {
-                tracing::warn!(
-                    limit = backlog_limit,
-                    "refusal backlog full: refusing inline"
-                );
-                let _ = refused.flush().await;
-                continue;
-            }
-            backlog.fetch_add(size, Ordering::Relaxed);
-            if let Err(unsent) = tx.send(refused) {
-                let _ = unsent.0.flush().await;
-            }
+        (Refusals { tx, backlog, limit }, task)
+    }
+
+    /// Queues a refusal, or publishes it here when the queue is full.
+    pub(super) async fn push(&self, refused: Arc<ReplyStream>) {
+        let size = refused.request_size();
+        if self.backlog.load(Ordering::Relaxed) + size > self.limit {
+            tracing::warn!(limit = self.limit, "refusal backlog full: refusing inline");
+            let _ = refused.flush().await;
+            return;
         }
-        // Dropping the sender lets the refusals still queued go out.
-        drop(tx);
+        self.backlog.fetch_add(size, Ordering::Relaxed);
+        if let Err(unsent) = self.tx.send(refused) {
+            let _ = unsent.0.flush().await;
+        }
+    }
+}
+
+impl PromptLoop {
+    /// Serves requests until the endpoint's subscription ends (after the
+    /// service is stopped, every request already delivered is answered).
+    ///
+    /// The reader never waits: an accepted request becomes a task at once;
+    /// a refusal is queued for a second task, in a queue bounded by
+    /// `backlog_limit` bytes, past which the reader publishes the refusal
+    /// itself.
+    pub(super) async fn run(
+        self: Arc<Self>,
+        mut endpoint: async_nats::service::endpoint::Endpoint,
+        backlog_limit: u64,
+    ) {
+        let this = self;
+        let (refusals, refusing) = Refusals::start(backlog_limit);
+        while let Some(request) = endpoint.next().await {
+            this.handle(Completion::Service(request), &refusals).await;
+        }
+        // Dropping the queue lets the refusals still queued go out.
+        drop(refusals);
         let _ = refusing.await;
         tracing::debug!("prompt endpoint closed");
+    }
+
+    /// Starts serving one request, or queues its refusal; waits only when
+    /// the refusal queue is full.
+    pub(super) async fn handle(self: &Arc<Self>, request: Completion, refusals: &Refusals) {
+        if let Some(refused) = self.accept(request) {
+            refusals.push(refused).await;
+        }
     }
 
     /// Reads one request (§5.3, §5.4, §6.4) and starts serving it, or
@@ -110,14 +134,14 @@ impl PromptLoop {
     /// for a failing signature, or when the endpoint requires `signed`,
     /// §13.9, and `403`/`401` when the acceptance hook refuses, §13.7.3);
     /// the envelope (§5.3, §5.4: `400`); then capacity (`429`).
-    fn accept(self: &Arc<Self>, service_request: ServiceRequest) -> Option<Arc<ReplyStream>> {
-        let Some(reply) = service_request.message.reply.clone() else {
-            tracing::debug!(subject = %service_request.message.subject, "prompt without a reply subject ignored");
+    fn accept(self: &Arc<Self>, service_request: Completion) -> Option<Arc<ReplyStream>> {
+        let message = service_request.message();
+        let Some(reply) = message.reply.clone() else {
+            tracing::debug!(subject = %message.subject, "prompt without a reply subject ignored");
             return None;
         };
         let at = now();
         let mut machine = AgentStream::new(at, self.keepalive);
-        let message = &service_request.message;
         let subject = message.subject.to_string();
         let headers = header_pairs(message.headers.as_ref());
         // §6.4: the ack first, before a rejection too.

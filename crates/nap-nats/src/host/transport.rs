@@ -1,6 +1,6 @@
 //! One response stream on a reply subject, driven by the sans-IO
 //! [`AgentStream`]: this file only publishes what the machine says, in
-//! order, and answers the stream's one `$SRV` `respond` so that the
+//! order, and completes the request once (its [`Completion`]) so that the
 //! service statistics count whole streams.
 
 use std::sync::Arc;
@@ -8,22 +8,106 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_nats::service::Request as ServiceRequest;
-use async_nats::{Client, Subject};
+use async_nats::{Client, Message, Subject};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use nap_agent::{QueryError, SendError, Transport};
+use nap_proto::micro::EndpointCounters;
 use nap_proto::{AgentStream, Attachment, Chunk, Envelope, Outgoing, Query, ServiceError};
 use tokio::sync::Mutex;
 
 use crate::client::now;
 use crate::wire::error_headers;
 
+/// A request as it arrived, with the way its answer is counted in the
+/// `$SRV.STATS` of its endpoint: a request counts once, when its stream's
+/// first error signal or its terminator is published.
+pub(crate) enum Completion {
+    /// A request to an async-nats micro-service endpoint, whose `respond`
+    /// counts it.
+    Service(ServiceRequest),
+    /// A request to a fleet agent's endpoint, counted in its own counters.
+    Counted {
+        /// The request.
+        message: Message,
+        /// The endpoint's counters.
+        counters: Arc<std::sync::Mutex<EndpointCounters>>,
+        /// When it arrived.
+        issued: std::time::Instant,
+    },
+}
+
+impl Completion {
+    /// The request message.
+    pub(crate) fn message(&self) -> &Message {
+        match self {
+            Completion::Service(request) => &request.message,
+            Completion::Counted { message, .. } => message,
+        }
+    }
+
+    /// Publishes the request's counted answer to `reply`: an empty body,
+    /// or the body-less §9.1 error signal.
+    pub(crate) async fn complete(
+        &self,
+        client: &Client,
+        reply: Subject,
+        error: Option<&ServiceError>,
+    ) -> Result<(), async_nats::PublishError> {
+        match self {
+            Completion::Service(request) => match error {
+                None => request.respond(Ok(Bytes::new())).await,
+                Some(error) => {
+                    let [_, (_, description)] = error.headers();
+                    let code = usize::from(error.code.as_u16());
+                    request
+                        .respond(Err(async_nats::service::error::Error {
+                            status: description,
+                            code,
+                        }))
+                        .await
+                }
+            },
+            Completion::Counted { .. } => {
+                let sent = match error {
+                    None => client.publish(reply, Bytes::new()).await,
+                    Some(error) => {
+                        client
+                            .publish_with_headers(reply, error_headers(error), Bytes::new())
+                            .await
+                    }
+                };
+                self.count(error);
+                sent
+            }
+        }
+    }
+
+    /// Counts the request as answered, with `error` if it ended with one,
+    /// without publishing anything (the framework counts its own).
+    pub(crate) fn count(&self, error: Option<&ServiceError>) {
+        if let Completion::Counted {
+            counters, issued, ..
+        } = self
+        {
+            let described = error.map(|e| (e.code.as_u16(), e.headers()[1].1.clone()));
+            counters
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .record(
+                    issued.elapsed(),
+                    described.as_ref().map(|(c, d)| (*c, d.as_str())),
+                );
+        }
+    }
+}
+
 /// The state of one stream: the protocol machine and what the transport
 /// needs to publish its output.
 struct Driver {
     machine: AgentStream,
-    request: ServiceRequest,
+    request: Completion,
     reply: Subject,
     /// Whether the request's `respond` was used (once per stream).
     responded: bool,
@@ -50,12 +134,12 @@ impl ReplyStream {
     /// A stream whose machine has read the request; nothing is published yet.
     pub(crate) fn new(
         client: Client,
-        request: ServiceRequest,
+        request: Completion,
         reply: Subject,
         machine: AgentStream,
     ) -> Arc<Self> {
         let connects = connects(&client);
-        let request_size = request.message.length as u64;
+        let request_size = request.message().length as u64;
         Arc::new(ReplyStream {
             request_size,
             bytes_out: std::sync::atomic::AtomicU64::new(0),
@@ -159,19 +243,14 @@ impl ReplyStream {
                     .fetch_add(body.len() as u64, Ordering::Relaxed);
                 self.client.publish(reply, body).await
             }
-            // §9.1: a body-less error goes through the service's own
-            // `respond`, which counts it in `$SRV.STATS`; one with a JSON
-            // body is published as is (the framework's respond drops bodies).
+            // §9.1: a body-less error completes the request, which counts
+            // it in `$SRV.STATS`; one with a JSON body is published as is
+            // (the framework's respond drops bodies).
             Outgoing::Error(error) if error.body.is_none() && !driver.responded => {
                 driver.responded = true;
-                let [_, (_, description)] = error.headers();
-                let code = usize::from(error.code.as_u16());
                 driver
                     .request
-                    .respond(Err(async_nats::service::error::Error {
-                        status: description,
-                        code,
-                    }))
+                    .complete(&self.client, reply, Some(&error))
                     .await
             }
             Outgoing::Error(error) => {
@@ -183,11 +262,11 @@ impl ReplyStream {
                     )
                     .await
             }
-            // §6.5: zero bytes, no headers; the stream's `respond`, so the
-            // statistics time the whole stream.
+            // §6.5: zero bytes, no headers; the request's completion, so
+            // the statistics time the whole stream.
             Outgoing::Terminator if !driver.responded => {
                 driver.responded = true;
-                driver.request.respond(Ok(Bytes::new())).await
+                driver.request.complete(&self.client, reply, None).await
             }
             Outgoing::Terminator => self.client.publish(reply, Bytes::new()).await,
             other => {
