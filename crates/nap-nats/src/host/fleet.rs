@@ -115,9 +115,9 @@ impl Shared {
 
 /// One registered agent, as the `$SRV` responder sees it.
 struct Member {
+    /// What the replies are built from, on each request: kept built,
+    /// the `$SRV.INFO` reply would cost about 0.7 KiB per agent.
     record: ServiceRecord,
-    /// The `$SRV.INFO` reply, built once: discovery asks for it most.
-    info: Bytes,
     /// The counters of `prompt` and `status`, in the record's order.
     counters: [Arc<Mutex<EndpointCounters>>; 2],
     /// Held here so that the heartbeat task's weak handle lives exactly
@@ -128,7 +128,7 @@ struct Member {
 impl Member {
     fn reply(&self, verb: SrvVerb) -> Bytes {
         match verb {
-            SrvVerb::Info => self.info.clone(),
+            SrvVerb::Info => Bytes::from(self.record.info()),
             SrvVerb::Ping => Bytes::from(self.record.ping()),
             SrvVerb::Stats => {
                 let counters = self
@@ -254,7 +254,6 @@ impl Fleet {
         };
         let counters: [Arc<Mutex<EndpointCounters>>; 2] = Default::default();
         let member = Arc::new(Member {
-            info: Bytes::from(record.info()),
             record,
             counters: counters.clone(),
             _beat: serving.beat.clone(),
