@@ -366,3 +366,52 @@ async fn a_url_of_another_protocol_is_a_usage_error() {
         stderr(&out)
     );
 }
+
+/// The watcher losing the server is not the agents going offline: while
+/// its connection is down no agent is declared offline, and once it is
+/// back an agent that beats again stays online (issue 13).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_does_not_blame_the_agents_for_its_own_lost_connection() {
+    let mut server = NatsServer::start().unwrap();
+    let url = server.url();
+    let agent = support::host_echo(&url, "alice", "steady").await;
+    let mut watch = support::Running::spawn(nap([
+        "--server", &url, "watch", "--owner", "alice", "--beats",
+    ]));
+    watch
+        .line_where("the agent online", |l| {
+            l.contains(" online ") && l.contains(agent.id())
+        })
+        .await;
+    // Down for longer than 3 heartbeat intervals (1 s each).
+    server.stop().unwrap();
+    watch
+        .line_where("the disconnected line", |l| l.contains(" disconnected "))
+        .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    server.restart().unwrap();
+    watch
+        .line_where("the reconnected line", |l| l.contains(" reconnected "))
+        .await;
+    // Four beats after the reconnection: more than 3 intervals have passed.
+    for _ in 0..4 {
+        watch
+            .line_where("a beat after the reconnection", |l| {
+                l.contains(" beat ") && l.contains(agent.id())
+            })
+            .await;
+    }
+    assert!(
+        !watch.seen.iter().any(|l| l.contains(" offline ")),
+        "{:#?}",
+        watch.seen
+    );
+    // Silence after the reconnection is evidence again.
+    let id = agent.id().to_owned();
+    drop(agent);
+    watch
+        .line_where("the agent offline", |l| {
+            l.contains(" offline ") && l.contains(&id)
+        })
+        .await;
+}

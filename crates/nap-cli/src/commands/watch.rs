@@ -7,10 +7,17 @@
 //! instead of after their next beat. Heartbeats then feed the sans-IO
 //! liveness tracker: an instance is offline after 3 × its `interval_s`
 //! without a beat (§8.2).
+//!
+//! Silence is evidence only while the watcher itself is connected: while
+//! its connection is down, no instance is declared offline (a
+//! `disconnected` line says that presence is unknown), and once it is back
+//! (a `reconnected` line) every instance it knew gets a fresh 3 ×
+//! `interval_s` from that moment.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use futures::StreamExt;
@@ -59,6 +66,10 @@ pub enum Seen {
     Online,
     /// No beat for 3 × `interval_s` (§8.2).
     Offline,
+    /// The watcher lost its connection: presence is unknown until it is back.
+    Disconnected,
+    /// The watcher's connection is back: silence counts again from now.
+    Reconnected,
 }
 
 impl Seen {
@@ -67,17 +78,25 @@ impl Seen {
             Seen::Beat => "beat",
             Seen::Online => "online",
             Seen::Offline => "offline",
+            Seen::Disconnected => "disconnected",
+            Seen::Reconnected => "reconnected",
         }
     }
 }
 
 /// Heartbeats matching a filter, fed into a liveness tracker.
 pub struct Feed {
+    nats: async_nats::Client,
+    /// The connection's connect count when last looked at, and whether it
+    /// was down then.
+    link: (u64, bool),
     beats: async_nats::Subscriber,
     filter: FilterArgs,
     liveness: Liveness,
     /// Instance id → instance name (from the heartbeat subject, §8.1).
     names: HashMap<String, Option<String>>,
+    /// The instances last reported online.
+    online: HashSet<String>,
 }
 
 impl Feed {
@@ -89,10 +108,13 @@ impl Feed {
             .await
             .map_err(|source| nap_nats::Error::Subscribe { subject, source })?;
         Ok(Feed {
+            link: (connects(nats), false),
+            nats: nats.clone(),
             beats,
             filter,
             liveness: Liveness::new(),
             names: HashMap::new(),
+            online: HashSet::new(),
         })
     }
 
@@ -115,8 +137,14 @@ impl Feed {
                 self.observe(heartbeat, name, beats, json)?;
             }
         }
+        let mut link_check = tokio::time::interval(LINK_CHECK);
         loop {
-            let deadline = self.liveness.poll_timeout();
+            // While the watcher is disconnected nothing expires.
+            let deadline = if self.link.1 {
+                None
+            } else {
+                self.liveness.poll_timeout()
+            };
             let expiry = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
@@ -146,10 +174,17 @@ impl Feed {
                         self.observe(heartbeat, name, beats, json)?;
                     }
                 }
+                _ = link_check.tick() => self.check_link(json)?,
                 () = expiry => {
+                    // A reconnection not noticed yet must rebase first.
+                    self.check_link(json)?;
+                    if self.link.1 {
+                        continue;
+                    }
                     self.liveness.handle_timeout(Instant::now());
                     while let Some(transition) = self.liveness.poll() {
                         debug_assert_eq!(transition.presence, Presence::Offline);
+                        self.online.remove(&transition.instance_id);
                         let name = self.names.get(&transition.instance_id).cloned().flatten();
                         print(Seen::Offline, &transition.heartbeat, name.as_deref(), json)?;
                     }
@@ -158,6 +193,42 @@ impl Feed {
                 _ = tokio::signal::ctrl_c() => return Err(Failure::interrupted()),
             }
         }
+    }
+
+    /// Notices the watcher's own connection going down and coming back.
+    /// Back, each instance it knew online gets a fresh 3 × `interval_s`:
+    /// beats sent while it was away never reached it.
+    fn check_link(&mut self, json: bool) -> Result<(), Failure> {
+        let up = matches!(
+            self.nats.connection_state(),
+            async_nats::connection::State::Connected
+        );
+        let count = connects(&self.nats);
+        let (known, was_down) = self.link;
+        let reconnected = count != known;
+        if !up && !was_down {
+            print_link(Seen::Disconnected, json)?;
+        }
+        if up && (was_down || reconnected) {
+            let now = Instant::now();
+            let known: Vec<Heartbeat> = self
+                .online
+                .iter()
+                .filter_map(|id| self.liveness.last_heartbeat(id).cloned())
+                .collect();
+            for heartbeat in known {
+                self.liveness.handle_heartbeat(now, heartbeat);
+            }
+            // Re-feeding a beat never changes an online instance's presence.
+            while self.liveness.poll().is_some() {}
+            if !was_down {
+                // Down and back between two looks: say both.
+                print_link(Seen::Disconnected, json)?;
+            }
+            print_link(Seen::Reconnected, json)?;
+        }
+        self.link = (count, !up);
+        Ok(())
     }
 
     fn observe(
@@ -174,6 +245,7 @@ impl Feed {
         // One line per heartbeat: the one that brings an instance online is
         // its `online` line, with the beat's details.
         if let Some(transition) = self.liveness.poll() {
+            self.online.insert(transition.instance_id.clone());
             print(Seen::Online, &transition.heartbeat, name.as_deref(), json)
         } else if beats {
             print(Seen::Beat, &heartbeat, name.as_deref(), json)
@@ -181,6 +253,34 @@ impl Feed {
             Ok(())
         }
     }
+}
+
+/// How often the watcher looks at its own connection.
+const LINK_CHECK: Duration = Duration::from_millis(250);
+
+/// How many times the connection was established.
+fn connects(nats: &async_nats::Client) -> u64 {
+    nats.statistics().connects.load(Ordering::Relaxed)
+}
+
+/// One line about the watcher's own connection.
+fn print_link(seen: Seen, json: bool) -> Result<(), Failure> {
+    let at = now_rfc3339();
+    let line = if json {
+        json!({ "event": seen.as_str(), "at": at }).to_string()
+    } else {
+        let what = match seen {
+            Seen::Disconnected => {
+                "lost the connection to the server: presence unknown until it is back"
+            }
+            _ => "connected again: an agent silent for 3 heartbeat intervals from now is offline",
+        };
+        format!("{at}  {:<7}  {what}", seen.as_str())
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(stdout_failed)
 }
 
 /// One line: what was seen, when, about which instance.
