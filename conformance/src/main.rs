@@ -69,9 +69,10 @@ enum Mode {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    nap_nats::logging::Logging::new()
+    let _traces = nap_nats::logging::Logging::new()
         .verbosity(cli.verbose)
         .format(cli.log_format)
+        .service_name("nap-conformance")
         .init();
     let verdict = match cli.mode {
         Mode::Agent {

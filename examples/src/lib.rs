@@ -47,7 +47,9 @@ pub async fn connect(
 /// Logs to stderr as every nap binary does (`nap_nats::logging`): `RUST_LOG`
 /// when set, else `NAP_LOG_VERBOSITY` (0 warnings, 1 info, 2 debug); text
 /// (coloured on a terminal only) or JSON lines with `NAP_LOG_FORMAT=json`.
-pub fn init_logging() {
+/// Traces are exported when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; keep
+/// the guard until the program ends.
+pub fn init_logging() -> nap_nats::logging::LogGuard {
     let format = std::env::var("NAP_LOG_FORMAT")
         .ok()
         .and_then(|f| f.parse().ok())
@@ -59,5 +61,5 @@ pub fn init_logging() {
     nap_nats::logging::Logging::new()
         .verbosity(verbosity)
         .format(format)
-        .init();
+        .init()
 }

@@ -103,9 +103,11 @@ enum Connected {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    nap_nats::logging::Logging::new()
+    // Kept to the end of main: dropping it sends the last traces.
+    let _traces = nap_nats::logging::Logging::new()
         .verbosity(cli.verbose)
         .format(cli.log_format)
+        .service_name("nap")
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -49,7 +49,9 @@ mod error;
 pub mod host;
 pub mod identity;
 pub mod logging;
+mod random;
 pub mod readable;
+pub mod trace;
 mod wire;
 
 pub use client::{AgentHandle, Client, Event, PendingQuery, PromptOptions, PromptStream};

@@ -88,6 +88,60 @@ impl fmt::Display for TraceParent {
     }
 }
 
+/// The `sampled` trace flag (bit 0).
+pub const SAMPLED: u8 = 0x01;
+
+/// The most characters of `tracestate` carried on (W3C: at least 512 must
+/// be propagated; longer values may be dropped).
+pub const TRACESTATE_MAX_LEN: usize = 512;
+
+/// The most list members of a `tracestate` value (W3C).
+pub const TRACESTATE_MAX_MEMBERS: usize = 32;
+
+/// The trace context a request carries: its parent and vendor state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteContext {
+    /// The caller's `traceparent`.
+    pub parent: TraceParent,
+    /// The caller's `tracestate`, when it sent a usable one.
+    pub state: Option<String>,
+}
+
+impl RemoteContext {
+    /// Reads the trace context from a request's headers, by the W3C
+    /// rules: header names in any case; exactly one valid `traceparent`,
+    /// else there is no context (several is as good as none); `tracestate`
+    /// values joined with commas, dropped (the parent kept) when longer
+    /// than [`TRACESTATE_MAX_LEN`], with more than
+    /// [`TRACESTATE_MAX_MEMBERS`] members, or holding a line break.
+    pub fn from_headers<'a>(
+        headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Option<RemoteContext> {
+        let mut parent = None;
+        let mut parents = 0usize;
+        let mut states: Vec<&str> = Vec::new();
+        for (name, value) in headers {
+            if name.eq_ignore_ascii_case(TRACEPARENT_HEADER) {
+                parents += 1;
+                parent = TraceParent::parse(value);
+            } else if name.eq_ignore_ascii_case(TRACESTATE_HEADER) {
+                states.push(value.trim());
+            }
+        }
+        let parent = parent.filter(|_| parents == 1)?;
+        let state = states.join(",");
+        let members = state.split(',').filter(|m| !m.trim().is_empty()).count();
+        let usable = !state.is_empty()
+            && state.len() <= TRACESTATE_MAX_LEN
+            && members <= TRACESTATE_MAX_MEMBERS
+            && !state.contains(['\r', '\n']);
+        Some(RemoteContext {
+            parent,
+            state: usable.then_some(state),
+        })
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     use fmt::Write;
     let mut out = String::with_capacity(bytes.len() * 2);
@@ -122,6 +176,37 @@ mod tests {
     use super::*;
 
     const GOOD: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn the_context_is_read_by_the_w3c_rules() {
+        let ctx = RemoteContext::from_headers([
+            ("TraceParent", GOOD),
+            ("tracestate", "a=1"),
+            ("tracestate", "b=2"),
+        ])
+        .unwrap();
+        assert_eq!(ctx.parent.to_string(), GOOD);
+        assert_eq!(ctx.state.as_deref(), Some("a=1,b=2"));
+        assert!(
+            RemoteContext::from_headers([("traceparent", GOOD), ("traceparent", GOOD)]).is_none()
+        );
+        assert!(RemoteContext::from_headers([("traceparent", "00-zz")]).is_none());
+        assert!(RemoteContext::from_headers([("other", GOOD)]).is_none());
+        let long = "k=".to_owned() + &"v".repeat(TRACESTATE_MAX_LEN);
+        let ctx =
+            RemoteContext::from_headers([("traceparent", GOOD), ("tracestate", &long)]).unwrap();
+        assert_eq!(
+            ctx.state, None,
+            "an unusable tracestate is dropped, the parent kept"
+        );
+        let many: Vec<String> = (0..=TRACESTATE_MAX_MEMBERS)
+            .map(|i| format!("k{i}=v"))
+            .collect();
+        let many = many.join(",");
+        let ctx =
+            RemoteContext::from_headers([("traceparent", GOOD), ("tracestate", &many)]).unwrap();
+        assert_eq!(ctx.state, None);
+    }
 
     #[test]
     fn parses_and_formats_round_trip() {

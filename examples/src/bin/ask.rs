@@ -61,7 +61,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    init_logging();
+    let _traces = init_logging();
     let args = Args::parse();
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -30,7 +30,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    nap_examples::init_logging();
+    let _traces = nap_examples::init_logging();
     let args = Args::parse();
     let options = DemoOptions {
         server: args.server,

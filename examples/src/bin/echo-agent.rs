@@ -40,7 +40,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    init_logging();
+    let _traces = init_logging();
     let args = Args::parse();
     let nats = nap_examples::connect(args.server, None, None)
         .await

@@ -10,6 +10,6 @@ use nap_examples::demo::{Role, WorkerArgs, worker_main};
 
 #[tokio::main]
 async fn main() -> Result<(), nap_examples::demo::DemoError> {
-    nap_examples::init_logging();
+    let _traces = nap_examples::init_logging();
     worker_main(Role::Editor, WorkerArgs::parse(), &mut std::io::stdout()).await
 }

@@ -34,7 +34,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    init_logging();
+    let _traces = init_logging();
     let args = Args::parse();
     let mut agent = LlmAgent::builder_from_env()?
         .tool(tools::utc_now())

@@ -44,7 +44,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    init_logging();
+    let _traces = init_logging();
     match run(Args::parse()).await {
         Ok(code) => code,
         Err(error) => {

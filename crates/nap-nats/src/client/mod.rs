@@ -109,6 +109,7 @@ pub struct ClientBuilder {
     renames: Vec<ImportRename>,
     invalid_rename: bool,
     interceptors: Vec<Arc<dyn PromptInterceptor>>,
+    trace_context: bool,
 }
 
 impl std::fmt::Debug for dyn PromptInterceptor {
@@ -146,6 +147,14 @@ impl ClientBuilder {
             Some(rename) => self.renames.push(rename),
             None => self.invalid_rename = true,
         }
+        self
+    }
+
+    /// Whether every prompt carries the W3C trace context
+    /// ([`crate::trace::TraceContext`], which runs before the interceptors
+    /// added here). Default `true`.
+    pub fn trace_context(mut self, on: bool) -> Self {
+        self.trace_context = on;
         self
     }
 
@@ -198,7 +207,13 @@ impl ClientBuilder {
                 replies,
                 identity: self.identity,
                 renames: self.renames,
-                interceptors: self.interceptors.into(),
+                interceptors: self
+                    .trace_context
+                    .then(|| Arc::new(crate::trace::TraceContext) as Arc<dyn PromptInterceptor>)
+                    .into_iter()
+                    .chain(self.interceptors)
+                    .collect::<Vec<_>>()
+                    .into(),
                 senders: sender::SenderIndex::default(),
                 _stop: stop,
             }),
@@ -241,6 +256,7 @@ impl Client {
             renames: Vec::new(),
             invalid_rename: false,
             interceptors: Vec::new(),
+            trace_context: true,
         }
     }
 

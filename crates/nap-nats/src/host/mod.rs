@@ -878,16 +878,9 @@ impl BeatSource {
     }
 }
 
-/// A random number for the heartbeat jitter. Not for anything secret: it
-/// comes from the standard library's per-process random hash keys.
+/// A random number for the heartbeat jitter.
 fn jitter_draw() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
-        std::sync::OnceLock::new();
-    let mut hasher = KEYS.get_or_init(Default::default).build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    (hasher.finish() >> 32) as u32
+    (crate::random::u64() >> 32) as u32
 }
 
 /// §8.1-8.3: beats the first time right away, then once per (jittered)

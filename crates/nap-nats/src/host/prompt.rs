@@ -229,6 +229,8 @@ impl PromptLoop {
         // For the one log line per served prompt.
         let subject = request.subject.clone();
         let sender = request.sender().to_string();
+        // The trace the request carries continues in the turn.
+        let headers = request.headers.clone();
         let responder = Responder::new(stream.clone() as Arc<dyn Transport>);
         let agent = self.agent.clone();
         let interceptors = &self.interceptors[..];
@@ -275,6 +277,7 @@ impl PromptLoop {
                     Err(panic) => Turn::Panicked(panic_text(&*panic)),
                 }
             };
+            let work = crate::trace::in_turn(&headers, &subject, &self.instance.instance_id, work);
             tokio::pin!(work);
             loop {
                 let due = stream.keepalive_due();
