@@ -310,14 +310,20 @@ async fn a_signed_only_agent_fails_locally_without_a_key() {
         silence.assert_silent(&nats).await;
     }
 
-    // An endpoint that accepts anyone gets the prompt, without any header.
+    // An endpoint that accepts anyone gets the prompt, without a sender
+    // header (its only header is the trace context).
     let handle = client.handle(info_with("open", Some("any"), "1MB"));
     let captured = capture_one(&agent_nats, handle.prompt_subject()).await;
     soon(client.prompt(&handle, "hello").await.unwrap().collect())
         .await
         .unwrap();
     let msg = captured.await.unwrap();
-    assert!(msg.headers.is_none(), "no Agent-Sender, no claim: {msg:?}");
+    let headers: Vec<String> = msg
+        .headers
+        .iter()
+        .flat_map(|h| h.iter().map(|(name, _)| name.to_string()))
+        .collect();
+    assert_eq!(headers, ["traceparent"], "no Agent-Sender, no claim: {msg:?}");
 }
 
 #[tokio::test]
@@ -326,7 +332,13 @@ async fn header_bytes_count_toward_max_payload() {
     let server = nkey_server(current_server(), &users);
     let (signing, _) = signing_caller(&server, &users.caller.seed).await;
     let (nats, _key) = connect_as(&server, &users.caller.seed).await;
-    let plain = Client::new(nats).await.unwrap();
+    // Without the trace context too: no header at all, so the payload
+    // and its few bytes of framing are all that must fit.
+    let plain = Client::builder(nats)
+        .trace_context(false)
+        .build()
+        .await
+        .unwrap();
     let (agent_nats, _) = connect_as(&server, &users.agent.seed).await;
 
     let text = "x".repeat(100);
@@ -378,13 +390,19 @@ async fn on_a_server_before_2_10_the_identity_is_unknown_and_nothing_is_signed()
     );
     let (agent_nats, _) = connect_as(&server, &users.agent.seed).await;
 
-    // No header at all on an open endpoint.
+    // No Agent-Sender on an open endpoint (the trace context only).
     let handle = client.handle(info_with("old", None, "1MB"));
     let captured = capture_one(&agent_nats, handle.prompt_subject()).await;
     soon(client.prompt(&handle, "hello").await.unwrap().collect())
         .await
         .unwrap();
-    assert!(captured.await.unwrap().headers.is_none());
+    let msg = captured.await.unwrap();
+    assert!(
+        msg.headers
+            .as_ref()
+            .is_none_or(|h| h.get(nap_proto::identity::SENDER_HEADER).is_none()),
+        "{msg:?}"
+    );
 
     // A signed-only endpoint fails locally, naming the unknown identity.
     let handle = client.handle(info_with("old-strict", Some("signed"), "1MB"));
