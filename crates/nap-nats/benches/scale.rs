@@ -129,7 +129,11 @@ async fn measure(url: &str, mode: Mode, n: usize) -> Figures {
     let client = Client::new(nap_nats::connect_options().connect(url).await.unwrap())
         .await
         .unwrap();
-    let mut beats = client.nats().subscribe("agents.hb.scale.>").await.unwrap();
+    let mut beats = client
+        .nats()
+        .subscribe(nap_proto::Wildcard::heartbeats())
+        .await
+        .unwrap();
     let mut child: Child = Command::new(std::env::current_exe().unwrap())
         .env("NAP_SCALE_CHILD", format!("{} {url} {n}", mode.arg()))
         .stdin(Stdio::piped())

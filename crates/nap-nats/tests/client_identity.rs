@@ -323,7 +323,11 @@ async fn a_signed_only_agent_fails_locally_without_a_key() {
         .iter()
         .flat_map(|h| h.iter().map(|(name, _)| name.to_string()))
         .collect();
-    assert_eq!(headers, ["traceparent"], "no Agent-Sender, no claim: {msg:?}");
+    assert_eq!(
+        headers,
+        ["traceparent"],
+        "no Agent-Sender, no claim: {msg:?}"
+    );
 }
 
 #[tokio::test]

@@ -10,8 +10,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use nap_nats::host::Fleet;
 use nap_nats::{AgentService, Client};
-use nap_proto::Heartbeat;
 use nap_proto::discovery::DiscoveryFilter;
+use nap_proto::micro::{SrvRequest, SrvScope, SrvVerb};
+use nap_proto::service_info::INFO_SUBJECT;
+use nap_proto::service_stats::ServiceStats;
+use nap_proto::{Heartbeat, Verb, Wildcard};
 use serde_json::Value;
 use support::{assert_error_stream, body, connect, exchange, infos, infos_until, server};
 
@@ -24,6 +27,15 @@ fn named(name: &str) -> DiscoveryFilter {
         name: Some(name.to_owned()),
         ..DiscoveryFilter::any()
     }
+}
+
+/// The micro-service API subject of `verb` for one instance.
+fn addressed(verb: SrvVerb, id: &str) -> String {
+    SrvRequest {
+        verb,
+        scope: SrvScope::Instance(id),
+    }
+    .subject()
 }
 
 /// Sends a micro-service API request and returns the one reply's JSON.
@@ -70,7 +82,11 @@ fn shape(value: &Value) -> Value {
 async fn fleet_agents_are_separate_registrations_that_serve() {
     let server = server();
     let nc = connect(&server).await;
-    let mut beats = nc.subscribe("agents.hb.echo.fleet.*").await.unwrap();
+    let fleet_owner = nap_proto::Token::new("fleet").unwrap();
+    let mut beats = nc
+        .subscribe(Wildcard::owner(Verb::Hb, &fleet_owner))
+        .await
+        .unwrap();
     nc.flush().await.unwrap();
     let fleet = Fleet::start(connect(&server).await).await.unwrap();
     let mut running = Vec::new();
@@ -105,23 +121,14 @@ async fn fleet_agents_are_separate_registrations_that_serve() {
 
     // Addressed requests reach only their instance.
     let id = running[1].id().to_owned();
-    let ping = srv(&nc, &format!("$SRV.PING.agents.{id}")).await;
+    let ping = srv(&nc, &addressed(SrvVerb::Ping, &id)).await;
     assert_eq!(ping["id"], id.as_str());
-    let stats = srv(&nc, &format!("$SRV.STATS.agents.{id}")).await;
-    let prompt = stats["endpoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "prompt")
-        .unwrap();
-    assert_eq!(prompt["num_requests"], 1, "{stats}");
-    let status = stats["endpoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "status")
-        .unwrap();
-    assert_eq!(status["num_requests"], 1, "{stats}");
+    let reply = srv(&nc, &addressed(SrvVerb::Stats, &id)).await;
+    let stats = ServiceStats::parse(reply.to_string().as_bytes()).unwrap();
+    for endpoint in ["prompt", "status"] {
+        let counters = stats.endpoint(endpoint).unwrap();
+        assert_eq!(counters.num_requests, 1, "{endpoint}: {reply}");
+    }
 
     // Every agent beats, on its own subject, as itself.
     let mut beaten = std::collections::HashSet::new();
@@ -178,7 +185,7 @@ async fn fleet_agents_are_separate_registrations_that_serve() {
     drop(fleet);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let reply = nc.request("$SRV.INFO.agents", "".into()).await;
+        let reply = nc.request(INFO_SUBJECT, "".into()).await;
         if matches!(&reply, Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders) {
             break;
         }
@@ -208,12 +215,12 @@ async fn a_fleet_agent_looks_like_an_agent_service_on_the_wire() {
         let _ = exchange(&nc, subject, "x").await;
     }
     // The queue group sends a prompt to either; ask each by id instead.
-    for verb in ["PING", "INFO", "STATS"] {
-        let a = srv(&nc, &format!("$SRV.{verb}.agents.{}", service.id())).await;
-        let b = srv(&nc, &format!("$SRV.{verb}.agents.{}", member.id())).await;
+    for verb in [SrvVerb::Ping, SrvVerb::Info, SrvVerb::Stats] {
+        let a = srv(&nc, &addressed(verb, service.id())).await;
+        let b = srv(&nc, &addressed(verb, member.id())).await;
         assert_eq!(a["id"], service.id());
         assert_eq!(b["id"], member.id());
-        assert_eq!(shape(&a), shape(&b), "{verb}: {a} vs {b}");
+        assert_eq!(shape(&a), shape(&b), "{verb:?}: {a} vs {b}");
     }
     service.stop().await;
     member.stop().await;

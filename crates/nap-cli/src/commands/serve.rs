@@ -161,6 +161,60 @@ impl HostArgs {
             .collect()
     }
 
+    /// Echo agents.
+    fn echo(&self, key: Option<&SenderKey>) -> Result<fleet_file::Hosted, Failure> {
+        let builders = self.builders(
+            "echo",
+            "nap echo agent: streams the prompt back".into(),
+            key,
+        )?;
+        Ok((builders, Arc::new(nap_agent::echo::EchoAgent::default())))
+    }
+
+    /// Agents running `command` per prompt.
+    fn exec(
+        &self,
+        command: &[String],
+        stderr_tail: usize,
+        key: Option<&SenderKey>,
+    ) -> Result<fleet_file::Hosted, Failure> {
+        let Some((program, rest)) = command.split_first() else {
+            return Err(Failure::usage("serve exec needs a command after --"));
+        };
+        let agent = ExecAgent {
+            program: program.clone(),
+            args: rest.to_vec(),
+            stderr_tail: stderr_tail.max(1),
+        };
+        let builders = self.builders(
+            "exec",
+            format!("nap exec agent: {}", command.join(" ")),
+            key,
+        )?;
+        Ok((builders, Arc::new(agent)))
+    }
+
+    /// LLM agents, the provider from the environment.
+    fn llm(
+        &self,
+        system: Option<String>,
+        key: Option<&SenderKey>,
+    ) -> Result<fleet_file::Hosted, Failure> {
+        let mut agent = nap_llm::LlmAgent::builder_from_env()
+            .map_err(|e| Failure::usage(format!("cannot configure the LLM: {e}")))?;
+        if let Some(system) = system {
+            agent = agent.system(system);
+        }
+        let agent = agent.build();
+        let model = agent.llm().model().to_owned();
+        let builders = self
+            .builders("llm", format!("nap LLM agent ({model})"), key)?
+            .into_iter()
+            .map(|(b, label)| (b.metadata("model", model.clone()), label))
+            .collect();
+        Ok((builders, Arc::new(agent)))
+    }
+
     fn builder(
         &self,
         kind: &str,
@@ -201,52 +255,13 @@ pub async fn run(conn: Connection, args: ServeArgs) -> Result<(), Failure> {
     let Connection { nats, key } = conn;
     let key = key.as_ref();
     let (count, hosted) = match args.kind {
-        ServeKind::Echo { host } => {
-            let builders = host.builders(
-                "echo",
-                "nap echo agent: streams the prompt back".into(),
-                key,
-            )?;
-            let agent: Arc<dyn Agent> = Arc::new(nap_agent::echo::EchoAgent::default());
-            (host.count, vec![(builders, agent)])
-        }
+        ServeKind::Echo { host } => (host.count, vec![host.echo(key)?]),
         ServeKind::Exec {
             host,
             stderr_tail,
             command,
-        } => {
-            let Some((program, rest)) = command.split_first() else {
-                return Err(Failure::usage("serve exec needs a command after --"));
-            };
-            let agent = ExecAgent {
-                program: program.clone(),
-                args: rest.to_vec(),
-                stderr_tail: stderr_tail.max(1),
-            };
-            let builders = host.builders(
-                "exec",
-                format!("nap exec agent: {}", command.join(" ")),
-                key,
-            )?;
-            let agent: Arc<dyn Agent> = Arc::new(agent);
-            (host.count, vec![(builders, agent)])
-        }
-        ServeKind::Llm { host, system } => {
-            let mut agent = nap_llm::LlmAgent::builder_from_env()
-                .map_err(|e| Failure::usage(format!("cannot configure the LLM: {e}")))?;
-            if let Some(system) = system {
-                agent = agent.system(system);
-            }
-            let agent = agent.build();
-            let model = agent.llm().model().to_owned();
-            let builders = host
-                .builders("llm", format!("nap LLM agent ({model})"), key)?
-                .into_iter()
-                .map(|(b, label)| (b.metadata("model", model.clone()), label))
-                .collect();
-            let agent: Arc<dyn Agent> = Arc::new(agent);
-            (host.count, vec![(builders, agent)])
-        }
+        } => (host.count, vec![host.exec(&command, stderr_tail, key)?]),
+        ServeKind::Llm { host, system } => (host.count, vec![host.llm(system, key)?]),
         ServeKind::Fleet { example: true, .. } => {
             let mut out = std::io::stdout().lock();
             return writeln!(out, "{}", fleet_file::EXAMPLE).map_err(stdout_failed);

@@ -16,7 +16,7 @@ use nap_proto::ByteSize;
 use nap_proto::identity::{AgentId, MinSenderTrust};
 use serde::Deserialize;
 
-use super::{ExecAgent, HostArgs};
+use super::HostArgs;
 use crate::failure::Failure;
 
 /// What `nap serve fleet --example` prints.
@@ -169,45 +169,18 @@ impl Entry {
             Kind::Echo => {
                 only("command", "exec", !self.command.is_empty())?;
                 only("system", "llm", self.system.is_some())?;
-                let builders = host.builders(
-                    "echo",
-                    "nap echo agent: streams the prompt back".into(),
-                    key,
-                )?;
-                Ok((builders, Arc::new(nap_agent::echo::EchoAgent::default())))
+                host.echo(key)
             }
             Kind::Exec => {
                 only("system", "llm", self.system.is_some())?;
-                let Some((program, rest)) = self.command.split_first() else {
+                if self.command.is_empty() {
                     return Err(Failure::usage("kind \"exec\" needs a \"command\""));
-                };
-                let agent = ExecAgent {
-                    program: program.clone(),
-                    args: rest.to_vec(),
-                    stderr_tail: self.stderr_tail.unwrap_or(5).max(1),
-                };
-                let builders = host.builders(
-                    "exec",
-                    format!("nap exec agent: {}", self.command.join(" ")),
-                    key,
-                )?;
-                Ok((builders, Arc::new(agent)))
+                }
+                host.exec(&self.command, self.stderr_tail.unwrap_or(5), key)
             }
             Kind::Llm => {
                 only("command", "exec", !self.command.is_empty())?;
-                let mut agent = nap_llm::LlmAgent::builder_from_env()
-                    .map_err(|e| Failure::usage(format!("cannot configure the LLM: {e}")))?;
-                if let Some(system) = self.system {
-                    agent = agent.system(system);
-                }
-                let agent = agent.build();
-                let model = agent.llm().model().to_owned();
-                let builders = host
-                    .builders("llm", format!("nap LLM agent ({model})"), key)?
-                    .into_iter()
-                    .map(|(b, label)| (b.metadata("model", model.clone()), label))
-                    .collect();
-                Ok((builders, Arc::new(agent)))
+                host.llm(self.system, key)
             }
         }
     }
