@@ -185,8 +185,14 @@ async fn fleet_agents_are_separate_registrations_that_serve() {
     drop(fleet);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let reply = nc.request(INFO_SUBJECT, "".into()).await;
-        if matches!(&reply, Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders) {
+        // A request that raced the unsubscription reaches a subscription
+        // nobody reads and waits in vain: ask again, briefly each time.
+        let reply = tokio::time::timeout(
+            Duration::from_millis(500),
+            nc.request(INFO_SUBJECT, "".into()),
+        )
+        .await;
+        if matches!(&reply, Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders) {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "{reply:?}");

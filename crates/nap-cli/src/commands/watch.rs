@@ -128,6 +128,10 @@ impl Feed {
         beats: bool,
         json: bool,
     ) -> Result<(), Failure> {
+        // One Ctrl-C listener for the whole run: a signal arriving between
+        // two turns of the loop below must not be missed.
+        let interrupted = tokio::signal::ctrl_c();
+        tokio::pin!(interrupted);
         let probes = agents.iter().map(|agent| async move {
             let reply = tokio::time::timeout(PROBE_TIMEOUT, client.status(agent)).await;
             (agent.name().map(str::to_owned), reply)
@@ -190,7 +194,7 @@ impl Feed {
                     }
                 }
                 // Ctrl-C: exit 130, as `nap --help` documents.
-                _ = tokio::signal::ctrl_c() => return Err(Failure::interrupted()),
+                _ = &mut interrupted => return Err(Failure::interrupted()),
             }
         }
     }
