@@ -284,6 +284,9 @@ impl Fleet {
         let (confirmed, confirmation) = oneshot::channel();
         let _ = shared.barrier.send(confirmed);
         if !confirmation.await.unwrap_or(false) {
+            // Unregistered (the membership drops here) and not serving:
+            // the reader unsubscribes and refuses what it already holds.
+            serving.stopping.cancel();
             return Err(Error::Register {
                 source: crate::wire::RoundTripError::NoEcho.into(),
             });
@@ -423,7 +426,8 @@ async fn answer_srv(
                 .publish(reply.clone(), member.reply(request.verb))
                 .await
             {
-                tracing::debug!(error = %e, "micro-service API reply not published");
+                // The caller's discovery round may come up short.
+                tracing::warn!(error = %e, verb = ?request.verb, "micro-service API replies not published");
                 break;
             }
         }
