@@ -138,7 +138,7 @@ impl Flaw {
             Flaw::WrongProtocolVersion => c.protocol_version = "0.2".to_owned(),
             Flaw::MissingMaxPayload => {
                 c.prompt_metadata
-                    .remove(nap_proto::service_info::keys::MAX_PAYLOAD);
+                    .remove(nap_proto::metadata_keys::MAX_PAYLOAD);
             }
             Flaw::NoStatusEndpoint => c.status_endpoint = false,
             Flaw::StatusWrongInstance => c.patch_status = foreign_instance,
@@ -147,7 +147,7 @@ impl Flaw {
             Flaw::HeartbeatWrongInstance => c.patch_heartbeat = foreign_instance,
             Flaw::IgnoresSender => {
                 c.prompt_metadata.insert(
-                    nap_proto::service_info::keys::MIN_SENDER_TRUST.to_owned(),
+                    nap_proto::metadata_keys::MIN_SENDER_TRUST.to_owned(),
                     "any".to_owned(),
                 );
             }

@@ -2,6 +2,7 @@
 
 /// What stopped a conformance run before it could judge the cases.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The NATS server cannot be reached.
     #[error("cannot connect to NATS at {url}: {source}")]

@@ -11,8 +11,8 @@ use async_nats::{Client, HeaderMap, Subject};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
-use nap_proto::service_info::{QUEUE_GROUP, SERVICE_NAME, keys};
 use nap_proto::{Chunk, Identity, Verb};
+use nap_proto::{QUEUE_GROUP, SERVICE_NAME, metadata_keys as keys};
 use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
 
@@ -196,7 +196,7 @@ impl Drop for Scripted {
 }
 
 fn beat(config: &ScriptedConfig, id: &str, interval: f64) -> Map<String, Value> {
-    let ts = nap_proto::heartbeat::timestamp(std::time::SystemTime::now()).unwrap_or_default();
+    let ts = nap_proto::utc_timestamp(std::time::SystemTime::now()).unwrap_or_default();
     let mut m = Map::new();
     m.insert("agent".into(), json!(config.agent));
     m.insert("owner".into(), json!(config.owner));

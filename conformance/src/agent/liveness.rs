@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use nap_proto::service_info::info_subject_for;
+use nap_proto::info_subject_for;
 use nap_proto::{Heartbeat, Verb, Wildcard};
 
 use super::probe::{Probe, Reply, wire_of};
@@ -156,7 +156,7 @@ fn mine(s: &Subject, beats: &[Beat]) -> Vec<Beat> {
 }
 
 fn ts_is_utc(ts: &str) -> bool {
-    nap_proto::heartbeat::is_utc_timestamp(ts)
+    nap_proto::is_utc_timestamp(ts)
 }
 
 /// Checks a heartbeat-shaped payload: fields (HB-002 / HB-007) and identity

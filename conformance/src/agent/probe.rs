@@ -180,7 +180,7 @@ impl Probe {
             Some(a) => Some(a),
             None => {
                 let asked = tokio::time::timeout(
-                    nap_proto::identity::own::USER_INFO_TIMEOUT,
+                    nap_proto::identity::USER_INFO_TIMEOUT,
                     client.request(USER_INFO_SUBJECT, Bytes::new()),
                 )
                 .await;

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use nap_proto::service_info::info_subject_for;
-use nap_proto::service_info::{INFO_SUBJECT, PING_SUBJECT, QUEUE_GROUP, SERVICE_NAME, keys};
+use nap_proto::info_subject_for;
 use nap_proto::{AgentSubject, ByteSize, ProtocolVersion, Verb};
+use nap_proto::{INFO_SUBJECT, PING_SUBJECT, QUEUE_GROUP, SERVICE_NAME, metadata_keys as keys};
 use serde_json::{Map, Value};
 
 use super::probe::{Probe, Reply};

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 use nap_proto::identity::{MIN_SENDER_TRUST_KEY, SENDER_HEADER, SenderVerifier};
-use nap_proto::service_info::keys;
+use nap_proto::metadata_keys as keys;
 
 use super::runner::{CallerOptions, Placeholders, run_command_with, substitute};
 use super::scenarios::Run;

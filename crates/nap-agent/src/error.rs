@@ -67,6 +67,7 @@ pub type TransportError = std::sync::Arc<dyn std::error::Error + Send + Sync + '
 
 /// A chunk could not be sent.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum SendError {
     /// The stream is already terminated; nothing may follow the terminator (§6.5).
     #[error("the response stream is already closed (§6.5)")]
@@ -111,6 +112,7 @@ impl From<SendError> for AgentError {
 
 /// A mid-stream query (§7) got no usable answer.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum QueryError {
     /// The caller did not reply within the agent's timeout (§7.3).
     #[error("the caller did not answer within {timeout:?} (§7.3)")]
@@ -128,7 +130,7 @@ pub enum QueryError {
     /// An attachment of the caller's answer has a `filename` that cannot be
     /// one file name (a path separator, a control character, `.`/`..`,
     /// empty): refused as the host refuses such a prompt
-    /// ([`nap_proto::file_name::check_file_name`]).
+    /// ([`nap_proto::check_file_name`]).
     #[error(
         "the caller's answer carries attachment {index} with an unsafe filename {filename:?}: it {error} (§7.2, §5.2)"
     )]
@@ -138,7 +140,7 @@ pub enum QueryError {
         /// The name as sent.
         filename: String,
         /// What is wrong with it.
-        error: nap_proto::file_name::FileNameError,
+        error: nap_proto::FileNameError,
     },
     /// The query could not be sent.
     #[error(transparent)]

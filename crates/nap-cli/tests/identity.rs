@@ -105,7 +105,7 @@ async fn fake_agents(
                     if msg.subject.starts_with("agents.status.") {
                         let name = msg.subject.rsplit('.').next().unwrap().to_owned();
                         let beat = json!({"agent": "fake", "owner": "test", "instance_id": format!("ID{}", name.to_uppercase()),
-                            "ts": nap_proto::heartbeat::timestamp(SystemTime::now()).unwrap(), "interval_s": 30});
+                            "ts": nap_proto::utc_timestamp(SystemTime::now()).unwrap(), "interval_s": 30});
                         nats.publish(reply, beat.to_string().into()).await.unwrap();
                     } else {
                         nats.publish(reply.clone(), bytes_of(br#"{"type":"status","data":"ack"}"#).into()).await.unwrap();

@@ -107,13 +107,10 @@ async fn an_instance_id_target_is_asked_for_directly() {
     // Every direct $SRV.INFO.agents.{id} request the command makes.
     let spy = async_nats::connect(&url).await.unwrap();
     let mut requests = spy
-        .subscribe(format!("{}.>", nap_proto::service_info::INFO_SUBJECT))
+        .subscribe(format!("{}.>", nap_proto::INFO_SUBJECT))
         .await
         .unwrap();
-    let mut wildcard = spy
-        .subscribe(nap_proto::service_info::INFO_SUBJECT)
-        .await
-        .unwrap();
+    let mut wildcard = spy.subscribe(nap_proto::INFO_SUBJECT).await.unwrap();
     spy.flush().await.unwrap();
 
     let out = run(&url, &["info", echo.id()]).await;
@@ -124,7 +121,7 @@ async fn an_instance_id_target_is_asked_for_directly() {
         .unwrap();
     assert_eq!(
         direct.subject.as_str(),
-        nap_proto::service_info::info_subject_for(echo.id())
+        nap_proto::info_subject_for(echo.id())
     );
     // Nothing was asked of every agent.
     spy.flush().await.unwrap();

@@ -283,7 +283,7 @@ impl LlmAgent {
             // §6.4: tell the caller what is happening while the tools run.
             for call in &calls {
                 responder
-                    .status(nap_proto::progress::Progress::Started(call.name.clone()).token())
+                    .status(nap_proto::Progress::Started(call.name.clone()).token())
                     .await?;
             }
             let results = join_all(calls.iter().map(|c| traced_tool_call(&self.tools, c))).await;

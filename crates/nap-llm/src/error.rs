@@ -7,6 +7,7 @@ use nap_proto::{ErrorBody, StatusCode};
 
 /// Everything that can fail in this crate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LlmError {
     /// A provider needs an API key and the environment variable holding it is unset or empty.
     #[error("no API key: set the environment variable {variable}")]

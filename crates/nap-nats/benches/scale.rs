@@ -20,7 +20,7 @@ use nap_agent::{Agent, AgentError, Request, Responder, agent_fn};
 use nap_nats::host::Fleet;
 use nap_nats::{AgentService, Client, RunningAgent};
 use nap_proto::DiscoveryConfig;
-use nap_proto::discovery::DiscoveryFilter;
+use nap_proto::DiscoveryFilter;
 
 /// The heartbeat interval of the hosted agents; the traffic figure is
 /// also given for the 30 s default.
@@ -243,7 +243,7 @@ fn main() {
         }
         println!("  (discovery includes its 300 ms stall window; beats/s measured over one {} s interval)", BEAT.as_secs());
         if let Some(f) = fleet_10k {
-            let scale = BEAT.as_secs_f64() / nap_proto::heartbeat::DEFAULT_INTERVAL.as_secs_f64();
+            let scale = BEAT.as_secs_f64() / nap_proto::DEFAULT_HEARTBEAT_INTERVAL.as_secs_f64();
             println!(
                 "  heartbeats of 10,000 agents at the default 30 s interval: {:.0} msg/s, {:.0} KB/s",
                 f.beats_per_s * scale,

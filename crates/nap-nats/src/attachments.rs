@@ -28,7 +28,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use nap_proto::Attachment;
-use nap_proto::file_name::{numbered, safe_file_name};
+use nap_proto::{numbered_file_name as numbered, safe_file_name};
 
 /// The default total of bytes one saver writes: 64 MiB.
 pub const DEFAULT_BUDGET: u64 = 64 << 20;

@@ -8,6 +8,7 @@ use nap_proto::{
 
 /// Everything that can go wrong hosting or calling an agent over NATS.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The agent identity is not valid subject tokens (§2.2).
     #[error("invalid agent identity: {0}")]

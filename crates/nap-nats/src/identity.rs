@@ -48,11 +48,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use nap_proto::identity::own::{UNKNOWN_RETRY_AFTER, USER_INFO_TIMEOUT};
 use nap_proto::identity::{
     AgentId, Credentials, CredentialsError, JwtError, Nonce, OwnIdentity, SeedError, SenderSigner,
     SenderTime, USER_INFO_SUBJECT, UnknownIdentity, UserKey, from_user_info, identity_from_jwt,
 };
+use nap_proto::identity::{UNKNOWN_RETRY_AFTER, USER_INFO_TIMEOUT};
 use tokio::sync::Notify;
 
 /// Why a key or credentials cannot be used.

@@ -261,7 +261,7 @@ async fn prompts_and_status_requests_carry_a_signed_header_with_fresh_nonces() {
                 owner: "test".into(),
                 session: None,
                 instance_id: "IDsigned".into(),
-                ts: nap_proto::heartbeat::timestamp(SystemTime::now()).unwrap(),
+                ts: nap_proto::utc_timestamp(SystemTime::now()).unwrap(),
                 interval_s: IntervalSecs::new(30.0).unwrap(),
                 extra: Default::default(),
             };
@@ -430,7 +430,7 @@ async fn beat(nats: &async_nats::Client, id: &str, signer: Option<&SenderSigner>
         owner: "test".into(),
         session: None,
         instance_id: id.into(),
-        ts: nap_proto::heartbeat::timestamp(SystemTime::now()).unwrap(),
+        ts: nap_proto::utc_timestamp(SystemTime::now()).unwrap(),
         interval_s: IntervalSecs::new(30.0).unwrap(),
         extra: Default::default(),
     };
@@ -521,7 +521,7 @@ async fn a_verified_sender_resolves_to_its_registered_agent() {
     claimed["metadata"]["account"] = json!("$G");
     let _responder = scenario::raw_responder(
         &agent_nats,
-        nap_proto::service_info::INFO_SUBJECT,
+        nap_proto::INFO_SUBJECT,
         vec![verified, claimed],
     )
     .await;

@@ -12,6 +12,7 @@ use nap_proto::{ErrorCode, RemoteError};
 /// [`RemoteAgentTool`](crate::RemoteAgentTool) hands them to the model as
 /// the tool's error text.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The remote agent answered with an error signal (§9).
     #[error("agent {agent} answered error {}: {}", .error.code, .error.message())]

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use nap_llm::{Tool, ToolError, schema_for};
 use nap_nats::{AgentHandle, Event, PendingQuery, PromptOptions};
-use nap_proto::progress::Progress;
+use nap_proto::Progress;
 use nap_proto::{Attachment, Envelope, ResponseData};
 use schemars::JsonSchema;
 use serde::Deserialize;

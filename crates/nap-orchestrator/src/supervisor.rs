@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use nap_agent::{Agent, AgentError, Request, Responder};
 use nap_llm::{InMemory, Llm, LlmAgent, Memory, Tool, ToolError};
 use nap_nats::Client;
-use nap_proto::progress::Progress;
+use nap_proto::Progress;
 use nap_proto::{AgentSubject, DiscoveryFilter};
 use serde_json::Value;
 

@@ -13,7 +13,7 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use nap_proto::agent_stream::{AgentStream, Outgoing};
+//! use nap_proto::{AgentStream, Outgoing};
 //! use nap_proto::{Chunk, PromptLimits};
 //!
 //! let t0 = Instant::now();
@@ -38,7 +38,6 @@ use crate::request::{self, PromptLimits, RequestError};
 
 /// One message for the agent to publish on the reply subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Outgoing {
     /// A chunk (§6.2): this JSON body, published without headers.
     Chunk(Cow<'static, [u8]>),

@@ -24,6 +24,7 @@ pub struct Attachment {
 
 /// Why a base64 string breaks §5.2 (standard alphabet, padded, no whitespace).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Base64Error {
     /// Contains whitespace (§5.2 MUST NOT).
     #[error("contains whitespace at byte {offset}")]
@@ -56,6 +57,7 @@ pub enum Base64Error {
 
 /// Why an attachment object is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AttachmentError {
     /// The attachment is not a JSON object.
     #[error("must be an object, found {found}")]
@@ -141,6 +143,7 @@ impl Serialize for Attachment {
 
 /// Error at one index of an `attachments` array.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AttachmentsError {
     /// `attachments` is not an array.
     #[error("`attachments` must be an array, found {found}")]

@@ -13,6 +13,7 @@ pub struct ByteSize(u64);
 
 /// Why a `max_payload` value does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ByteSizeError {
     /// No digits before the unit.
     #[error("{text:?} does not start with a number")]

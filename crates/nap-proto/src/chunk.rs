@@ -108,6 +108,7 @@ pub struct Query {
 
 /// Why a message is not a well-formed chunk (§6.2).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ChunkError {
     /// The body is not JSON (plain-text shorthand is not accepted on the response side, §6.2).
     #[error("chunk is not a JSON object: {source} (§6.2)")]

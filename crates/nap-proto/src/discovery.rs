@@ -72,6 +72,7 @@ impl Default for DiscoveryFilter {
 
 /// Why a valid agent record did not match a filter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FilterMiss {
     /// A field differs from the filter.
     #[error("{field} is {found:?}, filter wants {wanted:?}")]

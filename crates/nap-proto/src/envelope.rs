@@ -45,6 +45,7 @@ pub enum PayloadForm {
 /// Why a request payload is not a valid envelope. Every variant is a
 /// malformed request: status `400` (§9.2).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EnvelopeError {
     /// The payload has zero bytes (§5.3).
     #[error("the request payload is empty (§5.3)")]

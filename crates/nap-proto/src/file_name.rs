@@ -63,6 +63,7 @@ const RESERVED: [&str; 30] = [
 /// Why a received attachment's `filename` is refused by a host
 /// ([`check_file_name`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FileNameError {
     /// The name is empty.
     #[error("is empty")]
@@ -93,7 +94,7 @@ pub enum FileNameError {
 /// not empty, not `.`/`..`, no `/` or `\`, no control character.
 ///
 /// ```
-/// use nap_proto::file_name::{FileNameError, check_file_name};
+/// use nap_proto::{FileNameError, check_file_name};
 /// assert!(check_file_name("report.pdf").is_ok());
 /// assert!(check_file_name("CON").is_ok(), "awkward, but one component");
 /// assert_eq!(
@@ -150,7 +151,7 @@ fn is_reserved(name: &str) -> bool {
 /// - when nothing is left, [`FALLBACK_NAME`].
 ///
 /// ```
-/// use nap_proto::file_name::safe_file_name;
+/// use nap_proto::safe_file_name;
 /// assert_eq!(safe_file_name("../../etc/passwd"), "passwd");
 /// assert_eq!(safe_file_name("C:\\Users\\x\\report.pdf"), "report.pdf");
 /// assert_eq!(safe_file_name("nul.txt"), "_nul.txt");

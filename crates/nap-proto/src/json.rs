@@ -50,6 +50,7 @@ impl fmt::Display for JsonKind {
 
 /// What is wrong with one field of a JSON object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FieldError {
     /// The field is required but absent.
     #[error("field `{field}` is missing")]

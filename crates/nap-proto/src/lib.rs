@@ -39,45 +39,75 @@
 //! assert_eq!(stream.poll(), Some(StreamEvent::End));
 //! ```
 
-pub mod agent_stream;
-pub mod attachment;
-pub mod byte_size;
-pub mod chunk;
-pub mod discovery;
-pub mod envelope;
-pub mod error;
-pub mod file_name;
-pub mod heartbeat;
+// Each concept is a private module; its types are re-exported here, so every
+// type has exactly one path. Three concepts with a vocabulary of their own
+// stay namespaces: `identity` (§13), `micro` (the `$SRV` API a host
+// answers) and `trace` (W3C trace context).
+mod agent_stream;
+mod attachment;
+mod byte_size;
+mod chunk;
+mod discovery;
+mod envelope;
+mod error;
+mod file_name;
+mod heartbeat;
 pub mod identity;
-pub mod json;
-pub mod liveness;
+mod json;
+mod liveness;
 pub mod micro;
-pub mod progress;
-pub mod request;
-pub mod service_info;
-pub mod service_stats;
-pub mod stream;
-pub mod subject;
+mod progress;
+mod request;
+mod service_info;
+mod service_stats;
+mod stream;
+mod subject;
 pub mod trace;
-pub mod version;
+mod version;
 
 pub use agent_stream::{AgentStream, Outgoing, StreamClosed};
-pub use attachment::{Attachment, AttachmentError, Base64Error};
+pub use attachment::{
+    Attachment, AttachmentError, AttachmentsError, Base64Error, decode_base64, encode_base64,
+};
 pub use byte_size::{ByteSize, ByteSizeError};
-pub use chunk::{Chunk, ChunkError, Query, ResponseData, StatusToken};
+pub use chunk::{ACK_JSON, Chunk, ChunkError, Query, ResponseData, StatusToken};
 pub use discovery::{
     Discovery, DiscoveryConfig, DiscoveryFilter, DoneReason, FilterMiss, ReplyOutcome,
 };
-pub use envelope::{Envelope, EnvelopeError, PayloadForm};
+pub use envelope::{
+    ENVELOPE_FIELDS, Envelope, EnvelopeError, PayloadForm, classify as classify_payload,
+};
 pub use error::{
     ERROR_CODE_HEADER, ERROR_HEADER, ErrorBody, ErrorCode, RemoteError, ServiceError, StatusCode,
 };
-pub use heartbeat::{Beacon, Heartbeat, HeartbeatError, IntervalSecs};
-pub use liveness::{Liveness, Presence, Transition};
-pub use request::{PromptLimits, RequestError};
-pub use service_info::{
-    AgentInfo, AgentMetadata, Endpoint, InfoError, PingRecord, PromptEndpoint, Registration,
+pub use file_name::{
+    FALLBACK_NAME as FALLBACK_FILE_NAME, FileNameError, MAX_NAME_BYTES as MAX_FILE_NAME_BYTES,
+    check_file_name, numbered as numbered_file_name, safe_file_name,
 };
-pub use stream::{Headers, Loss, Received, ResponseStream, StreamEvent, StreamViolation};
-pub use subject::{AgentSubject, Identity, SubjectError, Token, TokenError, Verb, Wildcard};
+pub use heartbeat::{
+    Beacon, DEFAULT_INTERVAL as DEFAULT_HEARTBEAT_INTERVAL, Heartbeat, HeartbeatError,
+    IntervalError, IntervalSecs, JITTER as HEARTBEAT_JITTER, OFFLINE_AFTER_INTERVALS,
+    TimestampError, is_utc_timestamp, timestamp as utc_timestamp,
+};
+pub use json::{FieldError, JsonKind};
+pub use liveness::{Liveness, Presence, Transition};
+pub use progress::Progress;
+pub use request::{
+    PromptLimits, RequestError, accept as accept_request, check_size as check_request_size,
+    encode_checked as encode_request, header_block_len, header_is_valid,
+    prepare as prepare_request,
+};
+pub use service_info::{
+    AgentInfo, AgentMetadata, Endpoint, INFO_SUBJECT, InfoError, PING_SUBJECT, PingRecord,
+    PromptEndpoint, QUEUE_GROUP, Registration, SERVICE_NAME, info_subject_for,
+    keys as metadata_keys,
+};
+pub use service_stats::{EndpointStats, STATS_SUBJECT, ServiceStats};
+pub use stream::{
+    DEFAULT_INACTIVITY, Headers, Loss, Received, ResponseStream, StreamEvent, StreamViolation,
+};
+pub use subject::{
+    AgentSubject, Identity, RECOMMENDED_SUBJECT_LEN, RECOMMENDED_TOKEN_LEN, ROOT as SUBJECT_ROOT,
+    SubjectError, Token, TokenAdvice, TokenError, TokenRole, Verb, Wildcard,
+};
 pub use version::{CURRENT as PROTOCOL_VERSION, Compatibility, ProtocolVersion, VersionError};

@@ -44,7 +44,7 @@
 //! assert_eq!(info.id, "X1");
 //! let mut counters = EndpointCounters::default();
 //! counters.record(std::time::Duration::from_millis(2), None);
-//! let stats = nap_proto::service_stats::ServiceStats::parse(&record.stats(&[counters])).unwrap();
+//! let stats = nap_proto::ServiceStats::parse(&record.stats(&[counters])).unwrap();
 //! assert_eq!(stats.endpoint("prompt").unwrap().num_requests, 1);
 //! ```
 

@@ -8,7 +8,7 @@
 //! their one definition, for those who send them and those who show them.
 //!
 //! ```
-//! use nap_proto::progress::Progress;
+//! use nap_proto::Progress;
 //!
 //! let token = Progress::Started("writer".into()).token();
 //! assert_eq!(token, "tool:writer");

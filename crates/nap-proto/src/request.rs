@@ -42,6 +42,7 @@ impl From<&PromptEndpoint> for PromptLimits {
 /// Why a request is refused. On the agent side every variant is a `400`
 /// (§9.2); on the caller side it means nothing was published (§5.4).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RequestError {
     /// The payload is larger than `max_payload` (§5.4).
     #[error("request is {size} bytes, more than max_payload {limit} ({} bytes) (§5.4)", limit.bytes())]
@@ -176,7 +177,7 @@ pub fn check_size(
 /// the blank line. No headers at all add nothing.
 ///
 /// ```
-/// use nap_proto::request::header_block_len;
+/// use nap_proto::header_block_len;
 /// // Appendix B.13: a 373-byte Agent-Sender value makes a 401-byte block.
 /// let value = "x".repeat(373);
 /// assert_eq!(header_block_len([("Agent-Sender", value.as_str())]), 401);

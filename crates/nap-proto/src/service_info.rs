@@ -260,6 +260,7 @@ impl PromptEndpoint {
 
 /// Why a `$SRV.INFO` reply is not a usable agent record.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum InfoError {
     /// Not a JSON object.
     #[error("not a JSON object: {source}")]

@@ -5,7 +5,7 @@
 //! service an agent registers as (§3), so every conformant agent answers.
 //!
 //! ```
-//! use nap_proto::service_stats::ServiceStats;
+//! use nap_proto::ServiceStats;
 //!
 //! let reply = br#"{"type":"io.nats.micro.v1.stats_response","name":"agents","id":"X1",
 //!   "version":"1.0.0","started":"2026-11-22T10:00:00Z","endpoints":[{"name":"prompt",

@@ -118,7 +118,6 @@ pub enum Loss {
 
 /// What a caller learns from the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum StreamEvent {
     /// The `ack` status (§6.4).
     Ack,

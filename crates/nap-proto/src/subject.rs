@@ -85,6 +85,7 @@ impl fmt::Display for TokenRole {
 
 /// Why a token breaks a MUST of §2.2 (NATS subject naming rules).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenError {
     /// The token is empty; NATS subjects have no empty tokens.
     #[error("is empty")]
@@ -203,6 +204,7 @@ impl TryFrom<String> for Token {
 
 /// Why a string is not a protocol subject, or an identity is not valid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SubjectError {
     /// One identity token breaks §2.2.
     #[error("the {role} token {token:?} {reason} (§2.2)")]

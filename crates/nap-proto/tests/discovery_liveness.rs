@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use nap_proto::discovery::FilterMiss;
+use nap_proto::FilterMiss;
 use nap_proto::{
     Discovery, DiscoveryConfig, DiscoveryFilter, DoneReason, Heartbeat, Liveness, Presence,
     ReplyOutcome, Transition,

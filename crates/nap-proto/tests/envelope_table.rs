@@ -1,10 +1,10 @@
 //! The §5.3 discrimination rule and the §5.2/§5.4 checks, one row each.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use nap_proto::attachment::AttachmentsError;
-use nap_proto::json::{FieldError, JsonKind};
-use nap_proto::request::{self, PromptLimits, RequestError};
+use nap_proto::AttachmentsError;
 use nap_proto::{AttachmentError, Base64Error, ByteSize, Envelope, EnvelopeError, StatusCode};
+use nap_proto::{FieldError, JsonKind};
+use nap_proto::{PromptLimits, RequestError, accept_request, prepare_request};
 
 /// What a row expects.
 enum Expect {
@@ -232,7 +232,7 @@ fn discrimination_and_validation_table() {
     ];
 
     for (name, payload, expect) in rows {
-        let got = request::accept(&payload, limits);
+        let got = accept_request(&payload, limits);
         match (expect, got) {
             (Expect::Ok(prompt, n), Ok(env)) => {
                 assert_eq!(env.prompt, prompt, "{name}");
@@ -261,14 +261,14 @@ fn attachments_refused_when_not_ok() {
         max_payload: ByteSize::mib(1),
         attachments_ok: false,
     };
-    let err = request::accept(att("aGk=").as_bytes(), limits).unwrap_err();
+    let err = accept_request(att("aGk=").as_bytes(), limits).unwrap_err();
     assert!(matches!(
         err,
         RequestError::AttachmentsNotAccepted { count: 1 }
     ));
     assert_eq!(err.status(), StatusCode::BadRequest);
     // An empty list is not "attachments present" (§2.1).
-    assert!(request::accept(br#"{"prompt":"x","attachments":[]}"#, limits).is_ok());
+    assert!(accept_request(br#"{"prompt":"x","attachments":[]}"#, limits).is_ok());
 }
 
 #[test]
@@ -288,27 +288,27 @@ fn caller_checks_before_publishing() {
     };
     let env = Envelope::text("hello");
     assert_eq!(
-        request::prepare(&env, small, None, 0).unwrap(),
+        prepare_request(&env, small, None, 0).unwrap(),
         br#"{"prompt":"hello"}"#
     );
     // Overhead (headers) counts against the limit.
     assert!(matches!(
-        request::prepare(&env, small, None, 20),
+        prepare_request(&env, small, None, 20),
         Err(RequestError::TooLarge { size: 38, .. })
     ));
     // The server's own max_payload applies when it is smaller.
-    let err = request::prepare(&env, PromptLimits::DEFAULT, Some(10), 0).unwrap_err();
+    let err = prepare_request(&env, PromptLimits::DEFAULT, Some(10), 0).unwrap_err();
     assert!(matches!(err, RequestError::TooLarge { limit, .. } if limit.bytes() == 10));
     // Attachments are refused locally.
     let with = env
         .clone()
         .with_attachment(nap_proto::Attachment::new("a", b"x".to_vec()));
     assert!(matches!(
-        request::prepare(&with, small, None, 0),
+        prepare_request(&with, small, None, 0),
         Err(RequestError::AttachmentsNotAccepted { count: 1 })
     ));
     // An empty prompt is never sent.
-    assert!(request::prepare(&Envelope::text(""), PromptLimits::DEFAULT, None, 0).is_err());
+    assert!(prepare_request(&Envelope::text(""), PromptLimits::DEFAULT, None, 0).is_err());
 }
 
 #[test]
@@ -325,7 +325,7 @@ fn shortest_encoding_never_changes_meaning() {
 
 #[test]
 fn unsafe_attachment_names_are_refused_with_400() {
-    use nap_proto::file_name::FileNameError;
+    use nap_proto::FileNameError;
     let named = |name: &str| {
         let filename = serde_json::to_string(name).unwrap();
         format!(
@@ -357,7 +357,7 @@ fn unsafe_attachment_names_are_refused_with_400() {
         ("..", FileNameError::DotName("..".into())),
         ("", FileNameError::Empty),
     ] {
-        let err = request::accept(named(name).as_bytes(), PromptLimits::DEFAULT).unwrap_err();
+        let err = accept_request(named(name).as_bytes(), PromptLimits::DEFAULT).unwrap_err();
         match &err {
             RequestError::UnsafeFileName {
                 index: 1,
@@ -372,6 +372,6 @@ fn unsafe_attachment_names_are_refused_with_400() {
         assert_eq!(err.status(), StatusCode::BadRequest);
     }
     // Awkward on Windows, but one component: accepted as sent.
-    let env = request::accept(named("CON").as_bytes(), PromptLimits::DEFAULT).unwrap();
+    let env = accept_request(named("CON").as_bytes(), PromptLimits::DEFAULT).unwrap();
     assert_eq!(env.attachments[1].filename, "CON");
 }

@@ -5,13 +5,13 @@
 
 use std::time::{Duration, SystemTime};
 
+use nap_proto::JsonKind;
 use nap_proto::identity::{
     Account, AccountError, AccountForm, AgentId, AgentIdError, DisplayName, MalformedSender,
     NameError, NkeyError, NkeyKind, Nonce, NonceError, SENDER_HEADER, SENDER_HEADER_FRAMING,
     SenderHeader, SenderSigner, SenderTime, SignatureError, SignedInput, SignedSender,
     TimestampError, UserKey, VerifyError,
 };
-use nap_proto::json::JsonKind;
 
 const ACCOUNT: &str = "AABYLMBR6Q2CDXTLGRQCFA2GP76BGCDF7NZF2OVHH4RQ7L3Y3TZWJDRL";
 const USER: &str = "UAWW24XPLGOX3R3JF4OZEZZ6RUXMB55DSWJCEFFSUDFBCKJD4MSCMQYI";

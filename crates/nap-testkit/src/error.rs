@@ -7,6 +7,7 @@ use std::time::Duration;
 /// Everything that can go wrong while starting, probing or stopping a
 /// `nats-server` for a test.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TestkitError {
     /// No `nats-server` binary was found at any of the places looked at.
     #[error(

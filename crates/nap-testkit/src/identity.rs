@@ -51,8 +51,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use nap_proto::identity::GLOBAL_ACCOUNT;
-use nap_proto::service_info::{INFO_SUBJECT, PING_SUBJECT};
-use nap_proto::subject::{ROOT, Verb, Wildcard};
+use nap_proto::{INFO_SUBJECT, PING_SUBJECT};
+use nap_proto::{SUBJECT_ROOT as ROOT, Verb, Wildcard};
 use nkeys::KeyPair;
 use serde_json::{Value, json};
 

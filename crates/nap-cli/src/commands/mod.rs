@@ -67,5 +67,5 @@ pub fn stdout_failed(error: std::io::Error) -> Failure {
 
 /// The current UTC time, RFC 3339, to the second.
 pub fn now_rfc3339() -> String {
-    nap_proto::heartbeat::timestamp(std::time::SystemTime::now()).unwrap_or_default()
+    nap_proto::utc_timestamp(std::time::SystemTime::now()).unwrap_or_default()
 }

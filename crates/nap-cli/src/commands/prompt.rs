@@ -430,8 +430,6 @@ pub async fn stream_reply(
                 render.error(&error)?;
                 return Err(error.into());
             }
-            // Anything a newer caller library adds is not content.
-            Some(Ok(_)) => {}
             Some(Err(error)) => {
                 render.error(&error)?;
                 return Err(error.into());

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use nap_nats::readable::Secs;
-use nap_proto::service_stats::ServiceStats;
+use nap_proto::ServiceStats;
 use nap_proto::{AgentSubject, Verb};
 
 use super::{client, print_json, stdout_failed};

@@ -5,14 +5,14 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use nap_proto::service_info::{INFO_SUBJECT, PING_SUBJECT, info_subject_for};
-use nap_proto::service_stats::{STATS_SUBJECT, ServiceStats};
 use nap_proto::{AgentInfo, Discovery, DiscoveryConfig, DiscoveryFilter, ReplyOutcome};
+use nap_proto::{INFO_SUBJECT, PING_SUBJECT, info_subject_for};
+use nap_proto::{STATS_SUBJECT, ServiceStats};
 
 use super::{AgentHandle, Client, is_no_responders, now, sleep_until};
 use crate::{Error, Result};
 
-pub use nap_proto::service_info::PingRecord;
+pub use nap_proto::PingRecord;
 
 impl Client {
     /// Every agent matching `filter`, with the default timing: done 750 ms

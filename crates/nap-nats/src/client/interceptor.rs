@@ -36,8 +36,8 @@
 use std::sync::Arc;
 
 use async_nats::HeaderMap;
+use nap_proto::ENVELOPE_FIELDS;
 use nap_proto::Envelope;
-use nap_proto::envelope::ENVELOPE_FIELDS;
 use nap_proto::identity::SENDER_HEADER;
 use serde_json::{Map, Value};
 
@@ -168,7 +168,7 @@ impl<'a> OutgoingPrompt<'a> {
         if name.eq_ignore_ascii_case(SENDER_HEADER) {
             return Err(InterceptError::ReservedHeader(name.to_owned()));
         }
-        if !nap_proto::request::header_is_valid(name, value) {
+        if !nap_proto::header_is_valid(name, value) {
             return Err(InterceptError::InvalidHeader {
                 name: name.to_owned(),
             });

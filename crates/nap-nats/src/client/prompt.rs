@@ -7,8 +7,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use nap_proto::request::{self, PromptLimits};
-use nap_proto::stream::DEFAULT_INACTIVITY;
+use nap_proto::DEFAULT_INACTIVITY;
+use nap_proto::PromptLimits;
 use nap_proto::{
     Attachment, Envelope, Loss, Query, ResponseData, ResponseStream, StreamEvent, StreamViolation,
 };
@@ -132,7 +132,6 @@ impl PromptOptions {
 
 /// One thing that happened on a response stream.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum Event {
     /// The agent accepted the request (`status: ack`, §6.4); also sent as a
     /// keep-alive.
@@ -294,7 +293,7 @@ impl Client {
         }
         // §5.4: local checks before publishing; the server's limit counts too.
         let limits = PromptLimits::from(&agent.info().prompt);
-        let payload = request::encode_checked(&envelope, limits)?;
+        let payload = nap_proto::encode_request(&envelope, limits)?;
         if let Some(signer) = &signer {
             // §13.6: the signature covers the payload exactly as published.
             let value =
@@ -305,7 +304,7 @@ impl Client {
             headers.insert(SENDER_HEADER, value.as_str());
         }
         // §13.5.1: header bytes count toward max_payload.
-        request::check_size(
+        nap_proto::check_request_size(
             payload.len(),
             headers_len(&headers),
             limits,
@@ -365,7 +364,7 @@ pub(crate) fn headers_len(headers: &HeaderMap) -> u64 {
             values.iter().map(move |v| (name, v.as_str()))
         })
         .collect();
-    request::header_block_len(pairs)
+    nap_proto::header_block_len(pairs)
 }
 
 pub(super) fn connects(nats: &async_nats::Client) -> u64 {
@@ -512,10 +511,6 @@ impl PromptStream {
             StreamEvent::TimedOut { idle } => Err(Error::InactivityTimeout { idle }),
             StreamEvent::DeadlineExceeded { after } => Err(Error::DeadlineExceeded { after }),
             StreamEvent::Lost(loss) => Err(Error::Lost(loss)),
-            other => {
-                tracing::debug!(?other, "stream event of a newer protocol core ignored");
-                return None;
-            }
         };
         if item.as_ref().map_or(true, |e| matches!(e, Event::End)) {
             self.finish();

@@ -1,6 +1,6 @@
 //! Mid-stream queries (§7): the agent asks, the caller answers once.
 
-use nap_proto::request::{self, PromptLimits};
+use nap_proto::PromptLimits;
 use nap_proto::{Attachment, ByteSize, Query};
 
 use super::IntoEnvelope;
@@ -66,7 +66,7 @@ impl PendingQuery {
             },
             attachments_ok: true,
         };
-        request::prepare(&envelope, limits, None, 0)?;
+        nap_proto::prepare_request(&envelope, limits, None, 0)?;
         let payload = envelope.encode_shortest();
         let subject = self.query.reply_subject;
         tracing::debug!(id = %self.query.id, %subject, "answering query");

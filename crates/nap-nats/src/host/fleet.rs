@@ -52,11 +52,11 @@ use async_nats::{Client, Subscriber};
 use bytes::Bytes;
 use futures::StreamExt;
 use nap_agent::Agent;
+use nap_proto::QUEUE_GROUP;
 use nap_proto::Verb;
 use nap_proto::micro::{
     EndpointCounters, EndpointRecord, FLEET_SUBJECTS, ServiceRecord, SrvRequest, SrvScope, SrvVerb,
 };
-use nap_proto::service_info::QUEUE_GROUP;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -236,7 +236,7 @@ impl Fleet {
             version: builder.version.clone(),
             description: plan.description.clone(),
             metadata: plan.metadata.clone(),
-            started: nap_proto::heartbeat::timestamp(SystemTime::now()).unwrap_or_default(),
+            started: nap_proto::utc_timestamp(SystemTime::now()).unwrap_or_default(),
             endpoints: vec![
                 EndpointRecord {
                     name: Verb::Prompt.as_str().to_owned(),

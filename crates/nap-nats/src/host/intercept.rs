@@ -115,8 +115,7 @@ pub trait RequestInterceptor: Send + Sync + 'static {
 /// envelope's own fields.
 pub(super) fn amend(request: &mut Request, fields: Map<String, Value>) {
     for (key, value) in fields {
-        if key == nap_proto::envelope::keys::PROMPT || key == nap_proto::envelope::keys::ATTACHMENTS
-        {
+        if nap_proto::ENVELOPE_FIELDS.contains(&key.as_str()) {
             tracing::warn!(field = %key, "an interceptor cannot amend the envelope's own fields; ignored");
             continue;
         }

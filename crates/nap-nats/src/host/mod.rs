@@ -51,8 +51,8 @@ use nap_proto::identity::{
     AgentId, MinSenderTrust, Nonce, RegistrationIdentity, SENDER_HEADER, Sender, SenderSigner,
     VerifierConfig, sign_heartbeat,
 };
-use nap_proto::service_info::{QUEUE_GROUP, SERVICE_NAME};
 use nap_proto::{Beacon, ByteSize, IntervalSecs, PromptLimits, Registration, ServiceError, Verb};
+use nap_proto::{QUEUE_GROUP, SERVICE_NAME};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -137,7 +137,7 @@ impl AgentServiceBuilder {
             description: None,
             metadata: HashMap::new(),
             limits: PromptLimits::DEFAULT,
-            heartbeat_interval: nap_proto::heartbeat::DEFAULT_INTERVAL,
+            heartbeat_interval: nap_proto::DEFAULT_HEARTBEAT_INTERVAL,
             keepalive: Some(Duration::from_secs(15)),
             max_concurrent: 1024,
             prompt_subject: None,
@@ -764,7 +764,7 @@ impl StatusResponder {
     fn reply(
         &self,
         message: &async_nats::Message,
-    ) -> std::result::Result<bytes::Bytes, nap_proto::heartbeat::TimestampError> {
+    ) -> std::result::Result<bytes::Bytes, nap_proto::TimestampError> {
         let headers = header_pairs(message.headers.as_ref());
         self.admission
             .classify_status(message.subject.as_str(), &headers, &message.payload);
@@ -775,7 +775,7 @@ impl StatusResponder {
 }
 
 /// §8.7.1: a `status` reply that could not be built is a `500`.
-fn status_failure(error: &nap_proto::heartbeat::TimestampError) -> ServiceError {
+fn status_failure(error: &nap_proto::TimestampError) -> ServiceError {
     ServiceError::new(nap_proto::StatusCode::Internal, error.to_string())
 }
 

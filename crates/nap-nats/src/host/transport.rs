@@ -269,10 +269,6 @@ impl ReplyStream {
                 driver.request.complete(&self.client, reply, None).await
             }
             Outgoing::Terminator => self.client.publish(reply, Bytes::new()).await,
-            other => {
-                tracing::error!(?other, "unknown outgoing message kind; not published");
-                Ok(())
-            }
         };
         sent.map_err(SendError::transport)
     }
@@ -322,15 +318,15 @@ impl Transport for ReplyStream {
                 let answer = Envelope::decode(&msg.payload).map_err(|e| QueryError::BadReply {
                     source: std::sync::Arc::new(e),
                 })?;
-                // The same name rule as for a prompt (nap_proto::request::accept).
+                // The same name rule as for a prompt (nap_proto::accept_request).
                 for (index, attachment) in answer.attachments.iter().enumerate() {
-                    nap_proto::file_name::check_file_name(&attachment.filename).map_err(
-                        |error| QueryError::UnsafeFileName {
+                    nap_proto::check_file_name(&attachment.filename).map_err(|error| {
+                        QueryError::UnsafeFileName {
                             index,
                             filename: attachment.filename.clone(),
                             error,
-                        },
-                    )?;
+                        }
+                    })?;
                 }
                 Ok(answer)
             }

@@ -363,7 +363,7 @@ impl Drop for ScenarioAgent {
 
 /// A §8.3 heartbeat payload for a scenario agent.
 pub fn heartbeat(spec: &Spec, id: &str, interval_s: u64) -> Bytes {
-    let ts = nap_proto::heartbeat::timestamp(std::time::SystemTime::now()).unwrap();
+    let ts = nap_proto::utc_timestamp(std::time::SystemTime::now()).unwrap();
     let mut beat = json!({
         "agent": spec.agent,
         "owner": spec.owner,

@@ -363,7 +363,7 @@ impl AgentTools {
             discovery: DiscoveryConfig::default(),
             runtime_limit: DEFAULT_RUNTIME_LIMIT,
             max_wait_agent: None,
-            inactivity_timeout: nap_proto::stream::DEFAULT_INACTIVITY,
+            inactivity_timeout: nap_proto::DEFAULT_INACTIVITY,
             max_calls: DEFAULT_MAX_CALLS,
             roots: Vec::new(),
             staging_dir: None,

@@ -35,32 +35,32 @@
 //! assert!(received.verify_signature(b"another payload").is_err());
 //! ```
 
-pub mod agent_id;
-pub mod caller;
-pub mod own;
-pub mod registration;
-pub mod sender_header;
-pub mod signing;
-pub mod trust;
-pub mod verify;
+pub(crate) mod agent_id;
+pub(crate) mod caller;
+pub(crate) mod own;
+pub(crate) mod registration;
+pub(crate) mod sender_header;
+pub(crate) mod signing;
+pub(crate) mod trust;
+pub(crate) mod verify;
 
 pub use agent_id::{
-    Account, AccountError, AccountForm, AgentId, AgentIdError, GLOBAL_ACCOUNT, NkeyError, NkeyKind,
-    UserKey,
+    Account, AccountError, AccountForm, AgentId, AgentIdError, GLOBAL_ACCOUNT, NKEY_AGENT_ID_LEN,
+    NKEY_LEN, NkeyError, NkeyKind, UserKey,
 };
 pub use caller::{Addressing, ImportRename, SendPlan};
 pub use own::{
-    Credentials, CredentialsError, JwtError, NoIdentity, OwnIdentity, USER_INFO_SUBJECT,
-    UnknownIdentity, from_user_info, identity_from_jwt,
+    Credentials, CredentialsError, JwtError, NoIdentity, OwnIdentity, UNKNOWN_RETRY_AFTER,
+    USER_INFO_SUBJECT, USER_INFO_TIMEOUT, UnknownIdentity, from_user_info, identity_from_jwt,
 };
 pub use registration::{
     ClaimReason, ID_SIG_TAG, IdentityMetadataError, RegisteredIdentity, RegistrationIdentity,
     id_sig_input,
 };
 pub use sender_header::{
-    DisplayName, MalformedSender, NameError, Nonce, NonceError, SENDER_HEADER,
-    SENDER_HEADER_FRAMING, SENDER_HEADER_VERSION, SenderClaim, SenderHeader, SenderTime, Signature,
-    SignatureError, SignedSender, TimestampError,
+    DisplayName, MAX_NAME_UTF16, MAX_NONCE_LEN, MalformedSender, NameError, Nonce, NonceError,
+    SENDER_HEADER, SENDER_HEADER_FRAMING, SENDER_HEADER_VERSION, SIGNATURE_LEN, SenderClaim,
+    SenderHeader, SenderTime, Signature, SignatureError, SignedSender, TimestampError,
 };
 pub use signing::{
     SENDER_SIGNED_INPUT_TAG, SeedError, SenderSigner, SignedInput, SigningError, VerifyError,
@@ -70,8 +70,10 @@ pub use trust::{
     MIN_SENDER_TRUST_KEY, MinSenderTrust, Sender, TrustClass, UnknownTrust, VerifiedSender,
 };
 pub use verify::{
-    DEFAULT_REPLAY_WINDOW, NonceSet, SenderRejection, SenderVerifier, StoredError, SubjectMismatch,
-    SubjectPolicy, SubjectRename, VerificationFailure, VerifierConfig, verify_stored,
+    DEFAULT_NONCE_CAPACITY, DEFAULT_REPLAY_WINDOW, MALFORMED_DESCRIPTION, NonceSet,
+    SENDER_REJECTED_DESCRIPTION, SIGNATURE_REQUIRED_DESCRIPTION, SenderRejection, SenderVerifier,
+    StoredError, SubjectMismatch, SubjectPolicy, SubjectRename, VerificationFailure,
+    VerifierConfig, verify_stored,
 };
 
 /// The bytes one `Agent-Sender` header with `value` adds to a message when

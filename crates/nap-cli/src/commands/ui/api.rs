@@ -217,7 +217,6 @@ async fn prompt(Shared(state): Shared<Arc<State>>, Json(body): Json<PromptIn>) -
                     break;
                 }
                 Ok(Event::End) => break,
-                Ok(_) => {}
                 Err(error) => {
                     yield error_event(&error);
                     break;
