@@ -92,7 +92,7 @@ async fn llm_agent_on_nap_host_is_compliant() {
 async fn echo_agents_of_a_fleet_are_compliant() {
     let server = NatsServer::start().unwrap();
     let nats = async_nats::connect(server.url()).await.unwrap();
-    let fleet = nap_nats::host::Fleet::start(nats).await.unwrap();
+    let fleet = nap_nats::Fleet::start(nats).await.unwrap();
     let mut running = Vec::new();
     for i in 0..3 {
         let builder = AgentService::builder("echo", "conformance", format!("fleet-{i}"))

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use nap_llm::{Llm, LlmAgent, Offline};
-use nap_nats::client::{OutgoingPrompt, PromptInterceptor, StreamEnd, StreamInfo};
 use nap_nats::{AgentHandle, AgentService, Client, Event, PromptOptions, RunningAgent};
+use nap_nats::{OutgoingPrompt, PromptInterceptor, StreamEnd, StreamInfo};
 use nap_orchestrator::Supervisor;
 use nap_proto::DiscoveryFilter;
 use tokio::sync::mpsc;
@@ -247,7 +247,7 @@ impl PromptInterceptor for TurnLog {
     async fn before_prompt(
         &self,
         prompt: &mut OutgoingPrompt<'_>,
-    ) -> Result<(), nap_nats::client::InterceptError> {
+    ) -> Result<(), nap_nats::InterceptError> {
         let agent = prompt
             .agent()
             .name()

@@ -63,7 +63,7 @@ async fn a_served_prompt_is_one_json_line_and_losing_the_server_is_a_warning() {
         .await;
     let entry: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(entry["level"], "INFO", "{entry}");
-    assert_eq!(entry["target"], nap_nats::host::LOG_TARGET, "{entry}");
+    assert_eq!(entry["target"], nap_nats::PROMPT_LOG_TARGET, "{entry}");
     let fields = &entry["fields"];
     assert_eq!(
         fields["subject"], "agents.prompt.echo.ops.logged",

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use nap_agent::{Agent, AgentError, Request, Responder, agent_fn};
-use nap_nats::host::Fleet;
+use nap_nats::Fleet;
 use nap_nats::{AgentService, Client, RunningAgent};
 use nap_proto::DiscoveryConfig;
 use nap_proto::DiscoveryFilter;

@@ -42,11 +42,15 @@
 //! # Ok(()) }
 //! ```
 
+// The caller and the host are private modules re-exported here, so every
+// type has one path; the concepts with a vocabulary of their own stay
+// namespaces (`identity`, `attachments`, `connect`, `logging`, `trace`,
+// `readable`).
 pub mod attachments;
-pub mod client;
+mod client;
 pub mod connect;
 mod error;
-pub mod host;
+mod host;
 pub mod identity;
 pub mod logging;
 mod random;
@@ -54,7 +58,11 @@ pub mod readable;
 pub mod trace;
 mod wire;
 
-pub use client::{AgentHandle, Client, Event, PendingQuery, PromptOptions, PromptStream};
+pub use client::{
+    AgentHandle, Client, ClientBuilder, DEFAULT_MAX_BYTES, Event, InterceptError, IntoEnvelope,
+    OutgoingPrompt, PendingQuery, PromptInterceptor, PromptOptions, PromptStream, Reply,
+    SENDER_INDEX_TTL, StreamEnd, StreamInfo, Watch,
+};
 pub use error::{Error, Result};
 
 /// How many messages a subscription of a connection made with
@@ -106,7 +114,10 @@ pub(crate) fn log_event(event: &async_nats::Event) {
         other => tracing::debug!(event = ?other, "NATS connection event"),
     }
 }
-pub use host::{AgentService, AgentServiceBuilder, RunningAgent, shutdown_signal};
+pub use host::{
+    AgentService, AgentServiceBuilder, Decision, Fleet, PROMPT_LOG_TARGET, RequestInterceptor,
+    RunningAgent, TurnOutcome, shutdown_signal,
+};
 
 pub use nap_agent;
 pub use nap_proto;

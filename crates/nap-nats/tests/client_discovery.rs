@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_nats::service::ServiceExt;
 use nap_nats::Error;
-use nap_nats::client::{AgentHandle, Client};
+use nap_nats::{AgentHandle, Client};
 use nap_proto::{DiscoveryConfig, DiscoveryFilter, FilterMiss, InfoError};
 use scenario::{ScenarioAgent, Spec, caller, connect, raw_responder, record, server, sync};
 use serde_json::json;

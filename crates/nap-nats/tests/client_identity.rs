@@ -17,10 +17,10 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use nap_nats::client::{
+use nap_nats::identity::{CannotSign, ConnectionIdentity, SenderKey};
+use nap_nats::{
     Client, Event, InterceptError, OutgoingPrompt, PromptInterceptor, StreamEnd, StreamInfo,
 };
-use nap_nats::identity::{CannotSign, ConnectionIdentity, SenderKey};
 use nap_nats::{Error, nap_proto};
 use nap_proto::identity::{
     Account, AgentId, MinSenderTrust, NoIdentity, OwnIdentity, RegistrationIdentity, SENDER_HEADER,

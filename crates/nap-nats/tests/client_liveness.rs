@@ -7,7 +7,7 @@ mod scenario;
 
 use futures::StreamExt;
 use nap_nats::Error;
-use nap_nats::client::Watch;
+use nap_nats::Watch;
 use nap_proto::{AgentInfo, ErrorCode, Presence, StatusCode, Transition};
 use scenario::{ScenarioAgent, Spec, StatusReply, caller, connect, record, server, soon, sync};
 

@@ -8,7 +8,7 @@ mod scenario;
 use std::time::Duration;
 
 use futures::StreamExt;
-use nap_nats::client::{AgentHandle, Client, Event, PromptOptions, PromptStream};
+use nap_nats::{AgentHandle, Client, Event, PromptOptions, PromptStream};
 use nap_nats::{Error, Result};
 use nap_proto::{
     AgentInfo, Attachment, DiscoveryFilter, Envelope, EnvelopeError, ErrorCode, RequestError,

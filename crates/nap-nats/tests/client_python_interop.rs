@@ -9,7 +9,7 @@ mod scenario;
 
 use futures::StreamExt;
 use nap_nats::Error;
-use nap_nats::client::{AgentHandle, Client, Event};
+use nap_nats::{AgentHandle, Client, Event};
 use nap_proto::{Attachment, DiscoveryFilter, ErrorCode, Presence, StatusCode};
 use nap_testkit::NatsServer;
 use python::PythonAgent;

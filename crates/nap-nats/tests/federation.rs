@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use nap_agent::{AgentError, Request, Responder, agent_fn};
-use nap_nats::client::{Client, PromptOptions};
 use nap_nats::{AgentService, RunningAgent};
+use nap_nats::{Client, PromptOptions};
 use nap_proto::{DiscoveryFilter, Presence};
 use nap_testkit::{GatewayPair, LeafHub};
 

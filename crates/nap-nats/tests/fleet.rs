@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use futures::StreamExt;
-use nap_nats::host::Fleet;
+use nap_nats::Fleet;
 use nap_nats::{AgentService, Client};
 use nap_proto::DiscoveryFilter;
 use nap_proto::INFO_SUBJECT;

@@ -18,8 +18,8 @@ use futures::StreamExt;
 use nap_agent::echo::{EchoAgent, WHOAMI};
 use nap_agent::{AgentError, Request, Responder, agent_fn};
 use nap_nats::AgentService;
-use nap_nats::host::{Decision, Outcome, RequestInterceptor};
 use nap_nats::identity::SenderKey;
+use nap_nats::{Decision, RequestInterceptor, TurnOutcome};
 use nap_proto::identity::{
     Account, AgentId, MinSenderTrust, Nonce, RegisteredIdentity, SENDER_HEADER, Sender,
     SenderHeader, SenderSigner, SenderTime, SenderVerifier, TrustClass,
@@ -659,7 +659,7 @@ impl RequestInterceptor for Tagger {
         }
     }
 
-    async fn after(&self, request: &Request, outcome: &Outcome) {
+    async fn after(&self, request: &Request, outcome: &TurnOutcome) {
         self.journal.push(format!(
             "tagger after {} caller={} error={:?} ran={}",
             request.prompt(),
@@ -685,7 +685,7 @@ impl RequestInterceptor for Bouncer {
         }
     }
 
-    async fn after(&self, _request: &Request, outcome: &Outcome) {
+    async fn after(&self, _request: &Request, outcome: &TurnOutcome) {
         self.journal.push(format!(
             "bouncer after error={:?}",
             outcome.error.as_ref().map(|e| e.code.as_u16())

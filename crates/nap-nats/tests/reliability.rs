@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use nap_agent::{AgentError, Request, Responder, agent_fn};
-use nap_nats::client::{Client, Event, PromptOptions};
 use nap_nats::{AgentService, Error};
+use nap_nats::{Client, Event, PromptOptions};
 use nap_proto::{Chunk, DiscoveryFilter, Loss, Received, ResponseStream, StatusCode, StreamEvent};
 use nap_testkit::{Cluster, NatsServer};
 use tokio::sync::Notify;

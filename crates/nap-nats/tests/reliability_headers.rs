@@ -20,7 +20,7 @@ use futures::StreamExt;
 use futures::future::join_all;
 use nap_agent::echo::EchoAgent;
 use nap_nats::AgentService;
-use nap_nats::client::{AgentHandle, Event};
+use nap_nats::{AgentHandle, Event};
 use nap_proto::{Chunk, DiscoveryFilter, StatusToken};
 use scenario::{PATIENCE, caller, connect, server, soon, sync};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

@@ -1416,11 +1416,11 @@ struct SeesContext(Arc<std::sync::Mutex<Vec<Seen>>>);
 type Seen = (Option<Value>, bool);
 
 #[async_trait::async_trait]
-impl nap_nats::client::PromptInterceptor for SeesContext {
+impl nap_nats::PromptInterceptor for SeesContext {
     async fn before_prompt(
         &self,
-        prompt: &mut nap_nats::client::OutgoingPrompt<'_>,
-    ) -> Result<(), nap_nats::client::InterceptError> {
+        prompt: &mut nap_nats::OutgoingPrompt<'_>,
+    ) -> Result<(), nap_nats::InterceptError> {
         let id = prompt
             .context()
             .get(nap_orchestrator::agent_tools::TOOL_CALL_ID)

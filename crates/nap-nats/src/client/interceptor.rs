@@ -9,8 +9,8 @@
 //! and the `Agent-Sender` header (§13.5) belong to nap and are refused.
 //!
 //! ```
-//! use nap_nats::client::{Event, OutgoingPrompt, PromptInterceptor, StreamEnd, StreamInfo};
-//! use nap_nats::client::InterceptError;
+//! use nap_nats::{Event, OutgoingPrompt, PromptInterceptor, StreamEnd, StreamInfo};
+//! use nap_nats::InterceptError;
 //!
 //! /// Tags every prompt with a trace id and counts the reply's events.
 //! #[derive(Default)]

@@ -8,7 +8,7 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use futures::StreamExt;
-//! use nap_nats::client::{Client, Event};
+//! use nap_nats::{Client, Event};
 //! use nap_proto::DiscoveryFilter;
 //!
 //! let nats = nap_nats::connect_options().connect("nats://127.0.0.1:4222").await?;
@@ -60,7 +60,6 @@ use crate::identity::{CannotSign, ConnectionIdentity, SenderKey};
 use crate::{Error, Result};
 use liveness::Tracker;
 
-pub use discover::PingRecord;
 pub use handle::AgentHandle;
 pub use interceptor::{InterceptError, OutgoingPrompt, PromptInterceptor, StreamEnd, StreamInfo};
 pub use liveness::Watch;

@@ -27,7 +27,7 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use nap_agent::echo::EchoAgent;
-//! use nap_nats::{AgentService, host::Fleet};
+//! use nap_nats::{AgentService, Fleet};
 //!
 //! let nats = nap_nats::connect_options().connect("nats://127.0.0.1:4222").await?;
 //! let fleet = Fleet::start(nats).await?;

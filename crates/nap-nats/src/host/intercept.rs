@@ -32,7 +32,7 @@ impl Decision {
 /// How a turn that an interceptor let through ended.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub struct Outcome {
+pub struct TurnOutcome {
     /// The error signal the stream ended with (§9.3), or `None` for a
     /// clean end.
     pub error: Option<ServiceError>,
@@ -60,7 +60,7 @@ pub struct Outcome {
 /// ```
 /// use async_trait::async_trait;
 /// use nap_agent::Request;
-/// use nap_nats::host::{Decision, Outcome, RequestInterceptor};
+/// use nap_nats::{Decision, TurnOutcome, RequestInterceptor};
 /// use nap_proto::ServiceError;
 ///
 /// /// Refuses prompts from senders that did not sign, and tags the rest.
@@ -78,7 +78,7 @@ pub struct Outcome {
 ///         }
 ///     }
 ///
-///     async fn after(&self, request: &Request, outcome: &Outcome) {
+///     async fn after(&self, request: &Request, outcome: &TurnOutcome) {
 ///         println!("{} for {}: {:?}", request.subject, request.sender(), outcome.error);
 ///     }
 /// }
@@ -106,7 +106,7 @@ pub trait RequestInterceptor: Send + Sync + 'static {
     /// at shutdown), or after an interceptor refused the request. The
     /// error signal and terminator are published after this returns. The
     /// default does nothing.
-    async fn after(&self, request: &Request, outcome: &Outcome) {
+    async fn after(&self, request: &Request, outcome: &TurnOutcome) {
         let _ = (request, outcome);
     }
 }

@@ -31,14 +31,14 @@
 //! [`RequestInterceptor`]s run around each admitted prompt.
 
 mod admission;
-pub mod fleet;
+mod fleet;
 mod intercept;
 mod prompt;
 mod transport;
 
 pub use fleet::Fleet;
-pub use intercept::{Decision, Outcome, RequestInterceptor};
-pub use prompt::SERVED as LOG_TARGET;
+pub use intercept::{Decision, RequestInterceptor, TurnOutcome};
+pub use prompt::SERVED as PROMPT_LOG_TARGET;
 
 use std::collections::HashMap;
 use std::sync::Arc;

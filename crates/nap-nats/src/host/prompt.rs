@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::admission::{Admission, header_pairs};
-use super::intercept::{Decision, Outcome, RequestInterceptor, amend};
+use super::intercept::{Decision, RequestInterceptor, TurnOutcome, amend};
 use super::transport::{Completion, ReplyStream};
 use crate::client::{now, sleep_until};
 
@@ -311,7 +311,7 @@ impl PromptLoop {
             }
         };
         if let Some(request) = &seen {
-            let outcome = Outcome {
+            let outcome = TurnOutcome {
                 error: error.clone(),
                 agent_ran,
                 elapsed: now().saturating_duration_since(accepted_at),

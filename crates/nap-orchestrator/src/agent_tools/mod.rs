@@ -20,8 +20,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use nap_nats::attachments::{AttachmentReader, AttachmentSaver, ReadError, SaveError};
-use nap_nats::host::{Decision, Outcome, RequestInterceptor};
 use nap_nats::{AgentHandle, Client, Event, PromptOptions, PromptStream};
+use nap_nats::{Decision, RequestInterceptor, TurnOutcome};
 use nap_proto::identity::{AgentId, MinSenderTrust, RegisteredIdentity};
 use nap_proto::{AgentSubject, Attachment, DiscoveryConfig, DiscoveryFilter, Envelope, Verb};
 use serde_json::{Map, Value, json};
@@ -1323,7 +1323,7 @@ impl RequestInterceptor for ScopeInterceptor {
         Decision::Pass
     }
 
-    async fn after(&self, _request: &nap_agent::Request, _outcome: &Outcome) {
+    async fn after(&self, _request: &nap_agent::Request, _outcome: &TurnOutcome) {
         let Some(task) = tokio::task::try_id() else {
             return;
         };
