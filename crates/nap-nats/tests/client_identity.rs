@@ -263,6 +263,8 @@ async fn prompts_and_status_requests_carry_a_signed_header_with_fresh_nonces() {
                 instance_id: "IDsigned".into(),
                 ts: nap_proto::utc_timestamp(SystemTime::now()).unwrap(),
                 interval_s: IntervalSecs::new(30.0).unwrap(),
+                protocol_version: None,
+                endpoints: None,
                 extra: Default::default(),
             };
             agent_nats
@@ -432,6 +434,8 @@ async fn beat(nats: &async_nats::Client, id: &str, signer: Option<&SenderSigner>
         instance_id: id.into(),
         ts: nap_proto::utc_timestamp(SystemTime::now()).unwrap(),
         interval_s: IntervalSecs::new(30.0).unwrap(),
+        protocol_version: None,
+        endpoints: None,
         extra: Default::default(),
     };
     let payload = heartbeat.encode();

@@ -1,5 +1,6 @@
 //! The heartbeat payload (§8.3), also the `status` endpoint's reply (§8.7).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -102,9 +103,79 @@ pub struct Heartbeat {
     pub ts: String,
     /// The instance's cadence.
     pub interval_s: IntervalSecs,
+    /// The protocol version the instance implements (§3.2), declared in the
+    /// beat so a listener can prompt it without `$SRV.INFO`. Not a §8.3
+    /// field: the Python and TypeScript SDKs add it, and a listener reads
+    /// it when present. An empty or non-string value is dropped on decode.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_version"
+    )]
+    pub protocol_version: Option<String>,
+    /// The endpoints the instance declares by name (the SDKs declare
+    /// `prompt`): where to send a request and the endpoint's §2.1 metadata,
+    /// as its `$SRV.INFO` record has them. A malformed declaration (not an
+    /// object, an empty subject, a non-string metadata value) is dropped as
+    /// a whole on decode, never an error.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_endpoints"
+    )]
+    pub endpoints: Option<BTreeMap<String, DeclaredEndpoint>>,
     /// Unknown fields: tolerated (§8.3), kept for relaying.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// One endpoint a heartbeat declares: its subject and metadata, copied from
+/// the instance's registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeclaredEndpoint {
+    /// The endpoint's subject, never empty.
+    pub subject: String,
+    /// The endpoint's metadata (§2.1 for `prompt`), string values as the
+    /// micro-service record carries them.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// What a heartbeat declares about the instance beside the §8.3 fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declaration {
+    /// The protocol version (§3.2), as registered.
+    pub protocol_version: String,
+    /// The declared endpoints by name.
+    pub endpoints: BTreeMap<String, DeclaredEndpoint>,
+}
+
+fn lenient_version<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value = Value::deserialize(d)?;
+    Ok(match value {
+        Value::String(s) if !s.is_empty() => Some(s),
+        _ => None,
+    })
+}
+
+fn lenient_endpoints<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<BTreeMap<String, DeclaredEndpoint>>, D::Error> {
+    let value = Value::deserialize(d)?;
+    let Value::Object(entries) = value else {
+        return Ok(None);
+    };
+    let mut endpoints = BTreeMap::new();
+    for (name, entry) in entries {
+        let Ok(endpoint) = serde_json::from_value::<DeclaredEndpoint>(entry) else {
+            return Ok(None);
+        };
+        if endpoint.subject.is_empty() {
+            return Ok(None);
+        }
+        endpoints.insert(name, endpoint);
+    }
+    Ok(Some(endpoints))
 }
 
 /// Why a heartbeat payload is invalid.
@@ -171,6 +242,8 @@ pub struct Beacon {
     pub instance_id: String,
     /// The instance's cadence.
     pub interval: IntervalSecs,
+    /// What every beat declares beside the §8.3 fields, if anything.
+    pub declared: Option<Declaration>,
 }
 
 impl Beacon {
@@ -183,8 +256,80 @@ impl Beacon {
             instance_id: self.instance_id.clone(),
             ts: timestamp(at)?,
             interval_s: self.interval,
+            protocol_version: self.declared.as_ref().map(|d| d.protocol_version.clone()),
+            endpoints: self.declared.as_ref().map(|d| d.endpoints.clone()),
             extra: Map::new(),
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod declaration_tests {
+    use super::*;
+
+    const SDK_BEAT: &str = r#"{"agent":"echo","owner":"alice","session":"default","instance_id":"X1","ts":"2026-04-28T14:23:01Z","interval_s":30,"protocol_version":"0.3","endpoints":{"prompt":{"subject":"agents.prompt.echo.alice.demo","metadata":{"max_payload":"1MB","attachments_ok":"true"}}}}"#;
+
+    #[test]
+    fn the_sdks_declarations_are_read_and_written_back_unchanged() {
+        let beat = Heartbeat::decode(SDK_BEAT.as_bytes()).unwrap();
+        assert_eq!(beat.protocol_version.as_deref(), Some("0.3"));
+        let prompt = &beat.endpoints.as_ref().unwrap()["prompt"];
+        assert_eq!(prompt.subject, "agents.prompt.echo.alice.demo");
+        assert_eq!(prompt.metadata["max_payload"], "1MB");
+        assert!(beat.extra.is_empty());
+        // The same JSON value comes back (object keys may be reordered).
+        let again: Value = serde_json::from_slice(&beat.encode()).unwrap();
+        let sent: Value = serde_json::from_str(SDK_BEAT).unwrap();
+        assert_eq!(again, sent);
+    }
+
+    #[test]
+    fn a_malformed_declaration_is_dropped_and_the_beat_kept() {
+        let cases = [
+            r#""endpoints":{"prompt":{"subject":"","metadata":{}}}"#,
+            r#""endpoints":{"prompt":{"subject":"a.b","metadata":{"max_payload":1}}}"#,
+            r#""endpoints":["prompt"]"#,
+            r#""endpoints":{"prompt":"agents.prompt.x.y.z"}"#,
+            r#""protocol_version":"""#,
+            r#""protocol_version":3"#,
+        ];
+        for case in cases {
+            let text = format!(
+                r#"{{"agent":"a","owner":"o","instance_id":"I","ts":"2026-04-28T14:23:01Z","interval_s":5,{case}}}"#
+            );
+            let beat = Heartbeat::decode(text.as_bytes()).unwrap();
+            assert_eq!(beat.endpoints, None, "{case}");
+            assert_eq!(beat.protocol_version, None, "{case}");
+            assert!(beat.extra.is_empty(), "{case}");
+        }
+    }
+
+    #[test]
+    fn a_beacon_with_a_declaration_declares_it_in_every_beat() {
+        let beacon = Beacon {
+            agent: "a".into(),
+            owner: "o".into(),
+            session: None,
+            instance_id: "I".into(),
+            interval: IntervalSecs::new(5.0).unwrap(),
+            declared: Some(Declaration {
+                protocol_version: "0.3".into(),
+                endpoints: BTreeMap::from([(
+                    "prompt".to_owned(),
+                    DeclaredEndpoint {
+                        subject: "agents.prompt.a.o.n".into(),
+                        metadata: BTreeMap::from([("max_payload".into(), "1MB".into())]),
+                    },
+                )]),
+            }),
+        };
+        let beat = beacon.beat(SystemTime::UNIX_EPOCH).unwrap();
+        let text = String::from_utf8(beat.encode()).unwrap();
+        assert!(
+            text.ends_with(r#""interval_s":5,"protocol_version":"0.3","endpoints":{"prompt":{"subject":"agents.prompt.a.o.n","metadata":{"max_payload":"1MB"}}}}"#),
+            "{text}"
+        );
     }
 }
 

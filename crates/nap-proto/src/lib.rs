@@ -85,9 +85,9 @@ pub use file_name::{
     check_file_name, numbered as numbered_file_name, safe_file_name,
 };
 pub use heartbeat::{
-    Beacon, DEFAULT_INTERVAL as DEFAULT_HEARTBEAT_INTERVAL, Heartbeat, HeartbeatError,
-    IntervalError, IntervalSecs, JITTER as HEARTBEAT_JITTER, OFFLINE_AFTER_INTERVALS,
-    TimestampError, is_utc_timestamp, timestamp as utc_timestamp,
+    Beacon, DEFAULT_INTERVAL as DEFAULT_HEARTBEAT_INTERVAL, Declaration, DeclaredEndpoint,
+    Heartbeat, HeartbeatError, IntervalError, IntervalSecs, JITTER as HEARTBEAT_JITTER,
+    OFFLINE_AFTER_INTERVALS, TimestampError, is_utc_timestamp, timestamp as utc_timestamp,
 };
 pub use json::{FieldError, JsonKind};
 pub use liveness::{Liveness, Presence, Transition};

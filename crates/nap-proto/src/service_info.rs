@@ -116,6 +116,22 @@ impl Registration {
         ])
     }
 
+    /// What this registration's heartbeats declare (the SDKs' heartbeat
+    /// declarations): the protocol version and the `prompt` endpoint at
+    /// `prompt_subject` with the same metadata as its `$SRV.INFO` record.
+    pub fn declaration(&self, prompt_subject: &str) -> crate::heartbeat::Declaration {
+        crate::heartbeat::Declaration {
+            protocol_version: crate::version::CURRENT.to_string(),
+            endpoints: std::collections::BTreeMap::from([(
+                crate::subject::Verb::Prompt.as_str().to_owned(),
+                crate::heartbeat::DeclaredEndpoint {
+                    subject: prompt_subject.to_owned(),
+                    metadata: self.prompt_metadata().into_iter().collect(),
+                },
+            )]),
+        }
+    }
+
     /// The default description (§3.1): `"{agent} agent {owner}/{name}"`.
     pub fn default_description(&self, name: &str) -> String {
         format!("{} agent {}/{}", self.agent, self.owner, name)

@@ -274,6 +274,7 @@ fn beacon_stamps_whole_seconds_in_utc() {
         session: None,
         instance_id: "ID".into(),
         interval: IntervalSecs::new(30.0).unwrap(),
+        declared: None,
     };
     let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_776_779_985_123);
     let beat = beacon.beat(at).unwrap();

@@ -484,6 +484,7 @@ fn signed_heartbeats_of_13_11() {
         session: None,
         instance_id: "INST".into(),
         interval: nap_proto::IntervalSecs::new(30.0).unwrap(),
+        declared: None,
     };
     let beat = beacon.beat(t0()).unwrap();
     let payload = beat.encode();

@@ -474,6 +474,7 @@ impl AgentServiceBuilder {
             session: self.session.clone(),
             instance_id: id.to_owned(),
             interval: plan.interval,
+            declared: Some(plan.registration.declaration(&plan.prompt_subject)),
         };
         let stopping = CancellationToken::new();
         let abandon = CancellationToken::new();
