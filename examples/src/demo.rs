@@ -429,6 +429,23 @@ pub struct DemoOptions {
     pub topic: String,
 }
 
+/// Closes the demo's connection before its server stops, so that the
+/// server going away is not a lost connection: drains it (everything
+/// published goes out, then the client closes) and waits, briefly, until
+/// it is closed.
+async fn close(nats: async_nats::Client) {
+    if nats.drain().await.is_err() {
+        return;
+    }
+    let closed = async {
+        // Once the connection is closed, the client accepts no more commands.
+        while nats.flush().await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), closed).await;
+}
+
 /// Runs the whole demo, writing what happens to `out`; cleans up what it
 /// started. Fails when the supervisor could not write the article.
 pub async fn run(options: DemoOptions, out: &mut impl Write) -> Result<RunReport, DemoError> {
@@ -517,8 +534,7 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> Result<RunReport
     }
     drop(supervisor);
     drop(client);
-    nats.flush().await.ok();
-    drop(nats);
+    close(nats).await;
     let had_private = private.is_some();
     drop(private);
     let report = outcome?;

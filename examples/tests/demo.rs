@@ -12,6 +12,7 @@ async fn run(bin: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String, S
     let mut cmd = tokio::process::Command::new(bin);
     cmd.args(args)
         .env_remove("NATS_URL")
+        .env_remove("RUST_LOG")
         .env_remove("NAP_DEMO_TOPIC")
         .env("NAP_LLM", "offline")
         .envs(env.iter().copied())
@@ -92,6 +93,11 @@ async fn the_demo_runs_on_a_private_server_when_nats_url_does_not_answer() {
     )
     .await;
     assert!(ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    // A clean run stops its clients before its server: no warning.
+    assert!(
+        !stderr.contains("WARN") && !stderr.contains("ERROR"),
+        "a clean run warned:\n{stderr}"
+    );
     assert!(
         stdout.starts_with("nap demo: an article on \"quantum computing\""),
         "{stdout}"

@@ -1,6 +1,6 @@
 //! `cargo xtask demo [--topic TEXT]`: the end-to-end multi-agent demo.
 //!
-//! Makes sure a `nats-server` can be found (running `setup` when none is),
+//! Makes sure a `nats-server` can be found (installing only it when none is),
 //! then runs the `demo` binary of `nap-examples`, which uses the server at
 //! `$NATS_URL` if one answers and otherwise starts a private one. Runs fully
 //! offline with the deterministic model; `NAP_LLM` and a key select a real
@@ -24,13 +24,13 @@ pub fn run_with(args: &[String]) -> ExitCode {
 }
 
 fn demo(args: &[String]) -> Result<ExitCode> {
-    // Only nats-server is needed; setup (which also builds the Python venv)
-    // runs only when it is missing.
+    // Only nats-server is needed: installed when missing, and nothing else
+    // (the browser and the Python peers are for the tests).
     let nats_server = match nap_testkit::find_nats_server() {
         Ok(path) => path,
         Err(_) => {
-            println!("==> setup (no nats-server found)");
-            setup::run().context("setup failed")?.nats_server
+            println!("==> installing nats-server (none found)");
+            setup::nats_server_only().context("could not install nats-server")?
         }
     };
     let mut cargo = cmd::cargo();

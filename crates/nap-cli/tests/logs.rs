@@ -153,3 +153,62 @@ fn text_logs_have_no_colour_when_stderr_is_not_a_terminal() {
     assert!(err.contains("DEBUG"), "{err}");
     assert!(!err.contains('\u{1b}'), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_served_prompt_is_logged_with_the_trace_it_arrived_with() {
+    use futures::StreamExt as _;
+    let server = NatsServer::start().unwrap();
+    let url = server.url();
+    let mut serve = logged(
+        &[
+            "--server",
+            &url,
+            "--log-format",
+            "json",
+            "serve",
+            "echo",
+            "--owner",
+            "ops",
+            "--name",
+            "traced",
+        ],
+        &[("RUST_LOG", "nap::prompt=info,nap_nats=info")],
+    );
+    serve
+        .line_where("the registration", |l| l.contains("agent registered"))
+        .await;
+    let nc = async_nats::connect(&url).await.unwrap();
+    let inbox = nc.new_inbox();
+    let mut replies = nc.subscribe(inbox.clone()).await.unwrap();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    );
+    nc.publish_with_reply_and_headers(
+        "agents.prompt.echo.ops.traced",
+        inbox,
+        headers,
+        "hello traces".into(),
+    )
+    .await
+    .unwrap();
+    // The stream's terminator: the prompt was served.
+    while let Some(reply) = replies.next().await {
+        if reply.payload.is_empty() && reply.headers.is_none() {
+            break;
+        }
+    }
+    let line = serve
+        .line_where("the served-prompt line", |l| l.contains("prompt served"))
+        .await;
+    let entry: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let fields = &entry["fields"];
+    assert_eq!(
+        fields["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
+        "{entry}"
+    );
+    // Without an exporter the turn has no span of its own: the line names
+    // the caller's span, the turn's parent.
+    assert_eq!(fields["span_id"], "00f067aa0ba902b7", "{entry}");
+}

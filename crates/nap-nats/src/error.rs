@@ -19,12 +19,13 @@ pub enum Error {
         /// What is wrong.
         what: &'static str,
     },
-    /// Registering the micro service or one of its endpoints failed.
-    #[error("could not register the agent service: {source}")]
+    /// The server did not confirm an agent's registration; the agent was
+    /// not started.
+    #[error("could not register the agent: {source}")]
     Register {
-        /// What async-nats reported.
+        /// Why the registration was not confirmed.
         #[source]
-        source: async_nats::Error,
+        source: crate::RoundTripError,
     },
     /// Subscribing failed.
     #[error("could not subscribe to {subject}: {source}")]

@@ -52,6 +52,7 @@ pub mod connect;
 mod error;
 mod host;
 pub mod identity;
+#[cfg(feature = "logging")]
 pub mod logging;
 mod random;
 pub mod readable;
@@ -64,6 +65,7 @@ pub use client::{
     SENDER_INDEX_TTL, StreamEnd, StreamInfo, Watch,
 };
 pub use error::{Error, Result};
+pub use wire::RoundTripError;
 
 /// How many messages a subscription of a connection made with
 /// [`connect_options`] holds before the NATS client drops them: 2^20.

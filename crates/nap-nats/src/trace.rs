@@ -41,11 +41,7 @@ use std::future::Future;
 use nap_proto::trace::{
     RemoteContext, SAMPLED, TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceParent,
 };
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
-};
 use tracing::Instrument as _;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::client::{InterceptError, OutgoingPrompt, PromptInterceptor};
 
@@ -76,21 +72,9 @@ impl PromptInterceptor for TraceContext {
 
 /// The context a prompt sent now carries.
 pub fn outgoing() -> RemoteContext {
-    let current = tracing::Span::current().context();
-    let span = current.span();
-    let recorded = span.span_context();
-    if recorded.is_valid()
-        && let Some(parent) = TraceParent::new(
-            recorded.trace_id().to_bytes(),
-            recorded.span_id().to_bytes(),
-            recorded.trace_flags().to_u8(),
-        )
-    {
-        let state = recorded.trace_state().header();
-        return RemoteContext {
-            parent,
-            state: (!state.is_empty()).then_some(state),
-        };
+    #[cfg(feature = "otel")]
+    if let Some(current) = otel::current() {
+        return current;
     }
     if let Ok(Some(arrived)) = TURN.try_with(Clone::clone) {
         return arrived;
@@ -115,26 +99,80 @@ fn new_trace() -> RemoteContext {
     }
 }
 
-/// Runs `turn` (an admitted prompt's interceptors and agent) as the
-/// continuation of the trace its request carries, if any.
-pub(crate) async fn in_turn<F: Future>(
-    headers: &[(String, String)],
-    subject: &str,
-    instance_id: &str,
-    turn: F,
-) -> F::Output {
-    let arrived =
-        RemoteContext::from_headers(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-    let span = tracing::info_span!(
-        target: TURN_TARGET,
-        "nap.turn",
-        otel.name = %format_args!("prompt {subject}"),
-        otel.kind = "server",
-        messaging.system = "nats",
-        messaging.destination.name = %subject,
-        nap.instance_id = %instance_id,
-    );
-    if let Some(arrived) = &arrived {
+/// The trace an admitted prompt's turn belongs to: the `nap.turn` span,
+/// continuing the context the request carries, if any.
+pub(crate) struct TurnContext {
+    span: tracing::Span,
+    arrived: Option<RemoteContext>,
+}
+
+/// The ids the host's log line of a turn carries, so that an operator can
+/// go from the line to its trace: the trace id (the caller's, or the new
+/// one an exported turn span started), and the turn span's id when spans
+/// are exported (else the caller's span, the turn's parent).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TurnTrace {
+    pub(crate) trace_id: Option<String>,
+    pub(crate) span_id: Option<String>,
+}
+
+impl TurnContext {
+    /// The turn span of a prompt that arrived on `subject` with `headers`.
+    pub(crate) fn new(headers: &[(String, String)], subject: &str, instance_id: &str) -> Self {
+        let arrived =
+            RemoteContext::from_headers(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        let span = tracing::info_span!(
+            target: TURN_TARGET,
+            "nap.turn",
+            otel.name = %format_args!("prompt {subject}"),
+            otel.kind = "server",
+            messaging.system = "nats",
+            messaging.destination.name = %subject,
+            nap.instance_id = %instance_id,
+        );
+        #[cfg(feature = "otel")]
+        if let Some(arrived) = &arrived {
+            otel::link(&span, arrived);
+        }
+        TurnContext { span, arrived }
+    }
+
+    /// The ids to log the turn with.
+    pub(crate) fn ids(&self) -> TurnTrace {
+        #[cfg(feature = "otel")]
+        if let Some(ids) = otel::recorded(&self.span) {
+            return ids;
+        }
+        match &self.arrived {
+            Some(arrived) => TurnTrace {
+                trace_id: Some(arrived.parent.trace_id_hex()),
+                span_id: Some(arrived.parent.span_id_hex()),
+            },
+            None => TurnTrace::default(),
+        }
+    }
+
+    /// Runs `turn` (the interceptors and the agent) in the span, with the
+    /// arrived context passed on to prompts the agent sends.
+    pub(crate) async fn run<F: Future>(self, turn: F) -> F::Output {
+        TURN.scope(self.arrived, turn.instrument(self.span)).await
+    }
+}
+
+/// The OpenTelemetry side of the trace context, for programs that install
+/// a `tracing-opentelemetry` layer.
+#[cfg(feature = "otel")]
+mod otel {
+    use nap_proto::trace::{RemoteContext, TraceParent};
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    };
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+    use super::TurnTrace;
+
+    /// Makes the arrived context the span's remote parent.
+    pub(super) fn link(span: &tracing::Span, arrived: &RemoteContext) {
         let p = arrived.parent;
         let state = arrived
             .state
@@ -153,7 +191,36 @@ pub(crate) async fn in_turn<F: Future>(
             tracing::debug!(error = %e, "turn span not linked to the caller's trace");
         }
     }
-    TURN.scope(arrived, turn.instrument(span)).await
+
+    /// The ids of a span an OpenTelemetry layer records.
+    pub(super) fn recorded(span: &tracing::Span) -> Option<TurnTrace> {
+        let context = span.context();
+        let recorded = context.span().span_context().clone();
+        recorded.is_valid().then(|| TurnTrace {
+            trace_id: Some(recorded.trace_id().to_string()),
+            span_id: Some(recorded.span_id().to_string()),
+        })
+    }
+
+    /// The current span's context, when a layer records it.
+    pub(super) fn current() -> Option<RemoteContext> {
+        let current = tracing::Span::current().context();
+        let span = current.span();
+        let recorded = span.span_context();
+        if !recorded.is_valid() {
+            return None;
+        }
+        let parent = TraceParent::new(
+            recorded.trace_id().to_bytes(),
+            recorded.span_id().to_bytes(),
+            recorded.trace_flags().to_u8(),
+        )?;
+        let state = recorded.trace_state().header();
+        Some(RemoteContext {
+            parent,
+            state: (!state.is_empty()).then_some(state),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -178,7 +245,13 @@ mod tests {
             ),
             ("tracestate".to_owned(), "v=1".to_owned()),
         ];
-        let seen = in_turn(&headers, "agents.prompt.a.b.c", "ID", async { outgoing() }).await;
+        let context = TurnContext::new(&headers, "agents.prompt.a.b.c", "ID");
+        let ids = context.ids();
+        assert_eq!(
+            ids.trace_id.as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        let seen = context.run(async { outgoing() }).await;
         assert_eq!(
             seen.parent.to_string(),
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

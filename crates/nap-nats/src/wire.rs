@@ -47,13 +47,27 @@ pub(crate) async fn round_trip(nats: &async_nats::Client) -> Result<(), RoundTri
     }
 }
 
-/// Why a round trip to the server failed.
+/// Why the server did not confirm a round trip (everything sent before
+/// it processed).
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum RoundTripError {
+#[non_exhaustive]
+pub enum RoundTripError {
+    /// The echo subscription could not be made.
     #[error(transparent)]
     Subscribe(#[from] async_nats::SubscribeError),
+    /// The echo could not be published.
     #[error(transparent)]
     Publish(#[from] async_nats::PublishError),
+    /// The server did not echo a message within 10 s.
     #[error("the server did not echo a message within 10 s")]
     NoEcho,
+    /// The connection to the server is down.
+    #[error("the connection to the NATS server is down")]
+    Disconnected,
+}
+
+/// Whether the connection is up right now (a client reconnecting holds
+/// what it is given until it is back).
+pub(crate) fn connected(nats: &async_nats::Client) -> bool {
+    nats.connection_state() == async_nats::connection::State::Connected
 }

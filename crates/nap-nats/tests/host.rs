@@ -657,6 +657,12 @@ async fn service_stats_count_whole_streams_and_their_errors() {
         if req.prompt() == "fail" {
             return Err(AgentError::internal("it went wrong"));
         }
+        if req.prompt() == "fail with a body" {
+            // An error with a JSON body (§9.1), as an LLM agent whose
+            // provider is down answers.
+            return Err(AgentError::internal("provider down")
+                .with_body(ErrorBody::new("provider_unavailable", "try later")));
+        }
         out.text("ok").await?;
         Ok::<_, AgentError>(())
     });
@@ -664,7 +670,7 @@ async fn service_stats_count_whole_streams_and_their_errors() {
         .start(nc.clone(), agent)
         .await
         .unwrap();
-    for payload in ["fine", "fail", ""] {
+    for payload in ["fine", "fail", "", "fail with a body"] {
         exchange(&nc, "agents.prompt.stats.o.n", payload).await;
     }
     let reply = nc.request("$SRV.STATS.agents", "".into()).await.unwrap();
@@ -675,10 +681,104 @@ async fn service_stats_count_whole_streams_and_their_errors() {
         .iter()
         .find(|e| e["name"] == "prompt")
         .unwrap();
-    assert_eq!(prompt["num_requests"], 3, "{prompt}");
-    // The 500 and the 400 of the empty prompt (§5.3).
-    assert_eq!(prompt["num_errors"], 2, "{prompt}");
-    // Two streams of 300 ms of work each, timed to their terminators.
+    assert_eq!(prompt["num_requests"], 4, "{prompt}");
+    // The 500, the 400 of the empty prompt (§5.3) and the 500 with a body.
+    assert_eq!(prompt["num_errors"], 3, "{prompt}");
+    assert_eq!(prompt["last_error"], "500:provider down", "{prompt}");
+    // Three streams of 300 ms of work each, timed to their terminators.
     let nanos = prompt["processing_time"].as_u64().unwrap();
-    assert!(nanos >= 600_000_000, "{prompt}");
+    assert!(nanos >= 900_000_000, "{prompt}");
+}
+
+/// A connection that tells the test when it has lost its server.
+async fn watched_connection(url: &str) -> (async_nats::Client, Arc<Notify>) {
+    let lost = Arc::new(Notify::new());
+    let told = lost.clone();
+    let nc = async_nats::ConnectOptions::new()
+        .event_callback(move |event| {
+            let told = told.clone();
+            async move {
+                if matches!(event, async_nats::Event::Disconnected) {
+                    told.notify_one();
+                }
+            }
+        })
+        .connect(url)
+        .await
+        .unwrap();
+    (nc, lost)
+}
+
+/// Far below the shutdown timeouts below: a stop that waits for a server
+/// that is gone, or for its whole timeout, fails.
+const AT_ONCE: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn a_stop_without_a_server_and_nothing_in_flight_ends_at_once() {
+    let mut server = server();
+    let (nc, lost) = watched_connection(&server.url()).await;
+    let running = AgentService::builder("gone", "o", "n")
+        .shutdown_timeout(Duration::from_secs(120))
+        .start(nc, nap_agent::echo::EchoAgent::default())
+        .await
+        .unwrap();
+    server.stop().unwrap();
+    lost.notified().await;
+    tokio::time::timeout(AT_ONCE, running.stop())
+        .await
+        .expect("stop() waited for a server that is gone");
+}
+
+#[tokio::test]
+async fn a_stop_with_a_prompt_in_flight_and_no_server_ends_within_its_timeout() {
+    let mut server = server();
+    let (nc, lost) = watched_connection(&server.url()).await;
+    let started = Arc::new(Notify::new());
+    let s = started.clone();
+    let agent = agent_fn(move |_req: Request, _out: Responder| {
+        let s = s.clone();
+        async move {
+            s.notify_one();
+            std::future::pending::<()>().await;
+            Ok::<_, AgentError>(())
+        }
+    });
+    let running = AgentService::builder("stuck", "o", "n")
+        .shutdown_timeout(Duration::from_secs(2))
+        .start(nc.clone(), agent)
+        .await
+        .unwrap();
+    nc.publish_with_reply("agents.prompt.stuck.o.n", nc.new_inbox(), "x".into())
+        .await
+        .unwrap();
+    started.notified().await;
+    server.stop().unwrap();
+    lost.notified().await;
+    tokio::time::timeout(AT_ONCE, running.stop())
+        .await
+        .expect("stop() outlived its shutdown timeout without a server");
+}
+
+#[tokio::test]
+async fn a_fleet_agent_stops_at_once_without_a_server() {
+    let mut server = server();
+    let (nc, lost) = watched_connection(&server.url()).await;
+    let fleet = nap_nats::Fleet::start(nc).await.unwrap();
+    let mut agents = Vec::new();
+    for i in 0..5 {
+        let builder = AgentService::builder("fl", "o", format!("n{i}"))
+            .shutdown_timeout(Duration::from_secs(120));
+        agents.push(
+            fleet
+                .add(builder, nap_agent::echo::EchoAgent::default())
+                .await
+                .unwrap(),
+        );
+    }
+    server.stop().unwrap();
+    lost.notified().await;
+    let all = futures::future::join_all(agents.into_iter().map(|a| a.stop()));
+    tokio::time::timeout(AT_ONCE, all)
+        .await
+        .expect("a fleet's stops waited for a server that is gone");
 }

@@ -1,15 +1,21 @@
 //! The agent's half of a response stream (§6, §9.3), sans IO.
 //!
-//! One [`AgentStream`] per request. The host hands it the request bytes
-//! ([`AgentStream::handle_request`]), the chunks the agent produces
-//! ([`AgentStream::handle_chunk`]), the passing of time
-//! ([`AgentStream::handle_timeout`], for keep-alives) and the end
-//! ([`AgentStream::finish`]); it takes the messages to publish, in order,
-//! from [`AgentStream::poll`]. The machine enforces the rules of the
-//! agent's side: the `ack` first, before any work and before a rejection
-//! (§6.4); `400` for a malformed or unwanted request (§5.3, §5.4); at most
-//! one error signal, always followed by the terminator (§9.3); nothing
-//! after the terminator (§6.5).
+//! One [`AgentStream`] per request. The host hands it the request as it
+//! arrived, with what it knows about the sender and itself
+//! ([`AgentStream::handle_arrival`], which decides whether the request is
+//! served), the chunks the agent produces ([`AgentStream::handle_chunk`]),
+//! the passing of time ([`AgentStream::handle_timeout`], for keep-alives),
+//! an interrupted connection ([`AgentStream::handle_interruption`]) and how
+//! the turn ended ([`AgentStream::end_turn`]); it takes the messages to
+//! publish, in order, from [`AgentStream::poll`]. The machine enforces the
+//! rules of the agent's side: the `ack` first, before any work and before a
+//! rejection (§6.4); the order of the admission checks (sender §13.7, then
+//! the envelope §5.3/§5.4, then the host's own state); `400` for a
+//! malformed or unwanted request; at most one error signal, always followed
+//! by the terminator (§9.3); nothing after the terminator (§6.5).
+//!
+//! A query's answer (§7.2) is checked by [`accept_answer`] with the same
+//! rules as a prompt's envelope.
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -32,8 +38,10 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::chunk::{ACK_JSON, Chunk};
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, EnvelopeError};
 use crate::error::{ServiceError, StatusCode};
+use crate::file_name::{FileNameError, check_file_name};
+use crate::identity::{Sender, SenderRejection};
 use crate::request::{self, PromptLimits, RequestError};
 
 /// One message for the agent to publish on the reply subject.
@@ -74,6 +82,142 @@ enum State {
     Finished,
 }
 
+/// A request as it reached the host, with what the host knows when it
+/// decides about it: the input of [`AgentStream::handle_arrival`].
+#[derive(Debug)]
+pub struct Arrival<'a, R> {
+    /// The request payload, as received.
+    pub payload: &'a [u8],
+    /// The `prompt` endpoint's declared limits (§2.1).
+    pub limits: PromptLimits,
+    /// The sender as classified and accepted (§13.7, §13.9, §13.7.3), or
+    /// why it is refused.
+    pub sender: Result<Sender, SenderRejection>,
+    /// Whether the instance is shutting down.
+    pub stopping: bool,
+    /// Takes one of the instance's places for a prompt, or says there is
+    /// none; asked last, and only for a request that passed every check.
+    pub reserve: R,
+}
+
+/// What [`AgentStream::handle_arrival`] decided.
+// Built once per request and taken apart at once: boxing the envelope
+// would cost an allocation per prompt for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Admission<P> {
+    /// Serve the request: the `ack` is queued, the agent may start.
+    Serve {
+        /// Who sent it (§13.7).
+        sender: Sender,
+        /// The request, decoded (§5.3).
+        envelope: Envelope,
+        /// The place [`Arrival::reserve`] took.
+        place: P,
+    },
+    /// Refused: the `ack`, the error signal and the terminator are queued.
+    Refused(Refusal),
+}
+
+/// Why a request was refused, in the order the checks run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The sender (§13.7: `400` malformed, `401` failing or required
+    /// signature, `403`/`401` not accepted).
+    #[error(transparent)]
+    Sender(SenderRejection),
+    /// The request itself (§5.3, §5.4: `400`).
+    #[error(transparent)]
+    Request(RequestError),
+    /// The instance is shutting down (`429`).
+    #[error("the instance is shutting down")]
+    Stopping,
+    /// Every place for a prompt is taken (`429`).
+    #[error("the instance runs as many prompts as it allows")]
+    Busy,
+}
+
+impl Refusal {
+    /// The error signal the refusal is answered with (§9.3).
+    pub fn service_error(&self) -> ServiceError {
+        match self {
+            Refusal::Sender(rejection) => rejection.to_service_error(),
+            Refusal::Request(error) => error.to_service_error(),
+            Refusal::Stopping => ServiceError::stopping(),
+            Refusal::Busy => ServiceError::busy(),
+        }
+    }
+}
+
+/// How a turn ended, as the host saw it: the input of
+/// [`AgentStream::end_turn`], which maps it to the stream's end.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnEnd {
+    /// The agent returned without an error.
+    Answered,
+    /// The agent returned this error (§9.2 code, description, optional body).
+    Failed(ServiceError),
+    /// Host code around the agent (an interceptor) refused the request
+    /// with this error before the agent saw it.
+    Refused(ServiceError),
+    /// The agent, or code around it, panicked (`500`; the details stay in
+    /// the host's logs).
+    Panicked,
+    /// The instance stopped before the agent finished (`500`).
+    Abandoned,
+}
+
+impl TurnEnd {
+    /// The error signal this end is answered with (§9.3), `None` for a
+    /// clean end; on an interrupted stream [`AgentStream::end_turn`] answers
+    /// a clean end with `500` instead.
+    pub fn service_error(&self) -> Option<ServiceError> {
+        match self {
+            TurnEnd::Answered => None,
+            TurnEnd::Failed(error) | TurnEnd::Refused(error) => Some(error.clone()),
+            TurnEnd::Panicked => Some(ServiceError::agent_failed()),
+            TurnEnd::Abandoned => Some(ServiceError::shut_down()),
+        }
+    }
+}
+
+/// Why a query's answer (§7.2) is refused: the rules of a prompt's
+/// envelope (§5.3, §5.2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnswerError {
+    /// The answer is not a valid envelope.
+    #[error("the answer is not a valid envelope: {0} (§7.2)")]
+    Envelope(#[from] EnvelopeError),
+    /// An attachment's `filename` cannot be one file name.
+    #[error(
+        "attachment {index} of the answer has an unsafe filename {filename:?}: it {error} (§7.2, §5.2)"
+    )]
+    UnsafeFileName {
+        /// The attachment's position, from 0.
+        index: usize,
+        /// The name as sent.
+        filename: String,
+        /// What is wrong with it.
+        error: FileNameError,
+    },
+}
+
+/// Reads a query's answer (§7.2): plain text or an envelope, with the same
+/// file-name rule as a prompt's attachments.
+pub fn accept_answer(payload: &[u8]) -> Result<Envelope, AnswerError> {
+    let answer = Envelope::decode(payload)?;
+    for (index, attachment) in answer.attachments.iter().enumerate() {
+        check_file_name(&attachment.filename).map_err(|error| AnswerError::UnsafeFileName {
+            index,
+            filename: attachment.filename.clone(),
+            error,
+        })?;
+    }
+    Ok(answer)
+}
+
 /// The agent's half of one response stream.
 #[derive(Debug)]
 pub struct AgentStream {
@@ -81,7 +225,10 @@ pub struct AgentStream {
     keepalive: Option<Duration>,
     last_sent: Instant,
     outgoing: VecDeque<Outgoing>,
-    error: Option<StatusCode>,
+    /// The error signal the stream ended with, once it has.
+    error: Option<ServiceError>,
+    /// The connection was interrupted while the stream was open.
+    interrupted: bool,
 }
 
 impl AgentStream {
@@ -95,7 +242,67 @@ impl AgentStream {
             last_sent: now,
             outgoing: VecDeque::with_capacity(3),
             error: None,
+            interrupted: false,
         }
+    }
+
+    /// Decides about a request that arrived at `now` and queues what to
+    /// publish. The `ack` comes first whatever the decision (§6.4: it
+    /// confirms the request was received, refusals included); then the
+    /// checks run in this order, the first failure being the answer:
+    ///
+    /// 1. the sender (§13.7: `400` for a malformed `Agent-Sender`, `401`
+    ///    for a failing signature or, on a `signed` endpoint, none (§13.9);
+    ///    `403`/`401` when the acceptance hook refuses, §13.7.3);
+    /// 2. the request (§5.3, §5.4: `400`);
+    /// 3. the instance shutting down (`429`);
+    /// 4. a place for the prompt (`429`), taken only now.
+    pub fn handle_arrival<P>(
+        &mut self,
+        now: Instant,
+        arrival: Arrival<'_, impl FnOnce() -> Option<P>>,
+    ) -> Admission<P> {
+        self.open(now);
+        let decided = match arrival.sender {
+            Err(rejection) => Err(Refusal::Sender(rejection)),
+            Ok(sender) => match request::accept(arrival.payload, arrival.limits) {
+                Err(error) => Err(Refusal::Request(error)),
+                Ok(_) if arrival.stopping => Err(Refusal::Stopping),
+                Ok(envelope) => match (arrival.reserve)() {
+                    None => Err(Refusal::Busy),
+                    Some(place) => Ok(Admission::Serve {
+                        sender,
+                        envelope,
+                        place,
+                    }),
+                },
+            },
+        };
+        decided.unwrap_or_else(|refusal| {
+            self.finish(now, Some(refusal.service_error()));
+            Admission::Refused(refusal)
+        })
+    }
+
+    /// The connection carrying the stream was interrupted (lost and
+    /// re-established) while the stream was open: messages published
+    /// meanwhile may be lost, so a turn that ends well is answered with
+    /// `500` instead of a clean end.
+    pub fn handle_interruption(&mut self) {
+        if self.state != State::Finished {
+            self.interrupted = true;
+        }
+    }
+
+    /// Ends the turn (§9.3, §6.5): a clean end, or the error signal its
+    /// end maps to, then the terminator. A turn that answered on an
+    /// interrupted stream ends with `500` ([`ServiceError::interrupted`]).
+    pub fn end_turn(&mut self, now: Instant, end: TurnEnd) {
+        let error = match end {
+            TurnEnd::Answered if self.interrupted => Some(ServiceError::interrupted()),
+            end => end.service_error(),
+        };
+        self.finish(now, error);
     }
 
     /// Reads the request (§5): queues the `ack` (§6.4: first, before any
@@ -150,7 +357,7 @@ impl AgentStream {
         self.open(now);
         self.state = State::Finished;
         if let Some(error) = error {
-            self.error = Some(error.code);
+            self.error = Some(error.clone());
             self.push(now, Outgoing::Error(error));
         }
         self.push(now, Outgoing::Terminator);
@@ -188,9 +395,16 @@ impl AgentStream {
         self.keepalive
     }
 
-    /// The code of the error the stream ended with, if it did.
-    pub fn error(&self) -> Option<StatusCode> {
-        self.error
+    /// The error signal the stream ended with, if it did.
+    pub fn error(&self) -> Option<&ServiceError> {
+        self.error.as_ref()
+    }
+
+    /// The status the stream ended with: 200 for a clean end, else the
+    /// error signal's code; `None` while it is open.
+    pub fn status(&self) -> Option<u16> {
+        (self.state == State::Finished)
+            .then(|| self.error.as_ref().map_or(200, |e| e.code.as_u16()))
     }
 
     fn push(&mut self, now: Instant, message: Outgoing) {

@@ -65,7 +65,10 @@ mod subject;
 pub mod trace;
 mod version;
 
-pub use agent_stream::{AgentStream, Outgoing, StreamClosed};
+pub use agent_stream::{
+    Admission, AgentStream, AnswerError, Arrival, Outgoing, Refusal, StreamClosed, TurnEnd,
+    accept_answer,
+};
 pub use attachment::{
     Attachment, AttachmentError, AttachmentsError, Base64Error, decode_base64, encode_base64,
 };

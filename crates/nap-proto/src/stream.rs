@@ -2,13 +2,19 @@
 //!
 //! Feed every message received on the reply subject to
 //! [`ResponseStream::handle_message`] with the time it arrived, then take
-//! what it learned from [`ResponseStream::poll`]. Ask
+//! what it learned from [`ResponseStream::poll`]. Events are queued: each
+//! input adds at most one, and `poll` returns them in the order of the
+//! inputs that produced them, so a driver may feed several messages before
+//! it polls and loses nothing. Once a final event (see
+//! [`StreamEvent::is_final`]) is queued, later inputs queue only
+//! violations (a message after the end) and nothing else. Ask
 //! [`ResponseStream::poll_timeout`] when the stream would expire and call
 //! [`ResponseStream::handle_timeout`] then. When the transport knows that
 //! messages may have been lost, it says so with
 //! [`ResponseStream::handle_loss`], and the stream ends with an error
 //! instead of pretending to be complete. The machine never reads a clock.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -224,8 +230,8 @@ pub struct ResponseStream {
     last_activity: Instant,
     messages: u64,
     first_was_ack: Option<bool>,
-    /// At most one event per input, taken by [`ResponseStream::poll`].
-    pending: Option<StreamEvent>,
+    /// What was learned and not yet taken by [`ResponseStream::poll`], in order.
+    pending: VecDeque<StreamEvent>,
 }
 
 impl ResponseStream {
@@ -240,7 +246,7 @@ impl ResponseStream {
             last_activity: now,
             messages: 0,
             first_was_ack: None,
-            pending: None,
+            pending: VecDeque::new(),
         }
     }
 
@@ -253,8 +259,9 @@ impl ResponseStream {
 
     /// Reads one received message (§6.5, §9.3): headers first, then body.
     pub fn handle_message(&mut self, now: Instant, msg: Received<'_>) {
-        let event = self.read(now, msg);
-        self.pending = event;
+        if let Some(event) = self.read(now, msg) {
+            self.pending.push_back(event);
+        }
     }
 
     fn read(&mut self, now: Instant, msg: Received<'_>) -> Option<StreamEvent> {
@@ -316,12 +323,12 @@ impl ResponseStream {
             return;
         }
         self.state = State::Ended;
-        self.pending = Some(StreamEvent::Lost(loss));
+        self.pending.push_back(StreamEvent::Lost(loss));
     }
 
-    /// The next thing learned, if any.
+    /// The next thing learned, if any, oldest first.
     pub fn poll(&mut self) -> Option<StreamEvent> {
-        self.pending.take()
+        self.pending.pop_front()
     }
 
     /// When the stream expires if nothing arrives (§6.6), or at its
@@ -345,12 +352,12 @@ impl ResponseStream {
         }
         if self.deadline.is_some_and(|d| now >= d) {
             self.state = State::Ended;
-            self.pending = Some(StreamEvent::DeadlineExceeded {
+            self.pending.push_back(StreamEvent::DeadlineExceeded {
                 after: now.saturating_duration_since(self.started),
             });
         } else if now >= self.last_activity + self.inactivity {
             self.state = State::Ended;
-            self.pending = Some(StreamEvent::TimedOut {
+            self.pending.push_back(StreamEvent::TimedOut {
                 idle: now.saturating_duration_since(self.last_activity),
             });
         }

@@ -88,7 +88,7 @@ fn rejected_request_is_ack_400_terminator() {
         assert_eq!(e.code, StatusCode::BadRequest);
         assert_eq!(e, &err.to_service_error());
         assert_eq!(out[2], Outgoing::Terminator);
-        assert_eq!(s.error(), Some(StatusCode::BadRequest));
+        assert_eq!(s.error().map(|e| e.code), Some(StatusCode::BadRequest));
         // §6.5: nothing after the terminator.
         assert_eq!(s.handle_chunk(t0, &Chunk::text("late")), Err(StreamClosed));
         assert!(drain(&mut s).is_empty());
@@ -284,4 +284,161 @@ fn beacon_stamps_whole_seconds_in_utc() {
         String::from_utf8(beat.encode()).unwrap(),
         r#"{"agent":"echo","owner":"alice","instance_id":"ID","ts":"2026-04-21T13:59:45Z","interval_s":30}"#
     );
+}
+
+/// The admission inputs of one request, every check passing unless changed.
+fn arrival<'a>(
+    payload: &'a [u8],
+    sender: Result<nap_proto::identity::Sender, nap_proto::identity::SenderRejection>,
+    stopping: bool,
+    capacity: bool,
+    asked: &'a std::cell::Cell<bool>,
+) -> nap_proto::Arrival<'a, impl FnOnce() -> Option<u8> + 'a> {
+    nap_proto::Arrival {
+        payload,
+        limits: PromptLimits::DEFAULT,
+        sender,
+        stopping,
+        reserve: move || {
+            asked.set(true);
+            capacity.then_some(7)
+        },
+    }
+}
+
+#[test]
+fn admission_checks_the_sender_then_the_request_then_stopping_then_capacity() {
+    use nap_proto::identity::{MalformedSender, Sender, SenderRejection, TrustClass};
+    use nap_proto::{Admission, Refusal};
+    let malformed = || Err(SenderRejection::Malformed(MalformedSender::NotJson));
+    let required = || Err(SenderRejection::SignatureRequired(TrustClass::Absent));
+    let fine = || Ok(Sender::Absent);
+    // (payload, sender, stopping, capacity) → the code answered, and
+    // whether a place was asked for (only when every other check passed).
+    let cases: Vec<(&[u8], _, bool, bool, u16, bool)> = vec![
+        (b"", malformed(), true, false, 400, false),
+        (b"hi", required(), true, false, 401, false),
+        (b"", fine(), true, false, 400, false),
+        (b"{not json", fine(), false, true, 400, false),
+        (b"hi", fine(), true, false, 429, false),
+        (b"hi", fine(), false, false, 429, true),
+        (b"hi", fine(), false, true, 200, true),
+    ];
+    for (i, (payload, sender, stopping, capacity, code, reserved)) in cases.into_iter().enumerate()
+    {
+        let t0 = Instant::now();
+        let asked = std::cell::Cell::new(false);
+        let mut s = AgentStream::new(t0, None);
+        let decision = s.handle_arrival(t0, arrival(payload, sender, stopping, capacity, &asked));
+        assert_eq!(asked.get(), reserved, "case {i}: place asked for");
+        let out = drain(&mut s);
+        // §6.4: the ack first, refusals included.
+        assert_eq!(out.first(), Some(&ack()), "case {i}");
+        match decision {
+            Admission::Serve {
+                place, envelope, ..
+            } => {
+                assert_eq!((code, place, envelope.prompt.as_str()), (200, 7, "hi"));
+                assert_eq!(
+                    out.len(),
+                    1,
+                    "case {i}: only the ack before the agent works"
+                );
+                assert_eq!(s.status(), None);
+            }
+            Admission::Refused(refusal) => {
+                // §9.3: ack, error signal, terminator.
+                assert_eq!(out.len(), 3, "case {i}");
+                let Outgoing::Error(error) = &out[1] else {
+                    panic!("case {i}: {out:?}")
+                };
+                assert_eq!(error.code.as_u16(), code, "case {i}: {refusal}");
+                assert_eq!(refusal.service_error(), *error);
+                assert_eq!(out[2], Outgoing::Terminator);
+                assert_eq!(s.status(), Some(code));
+                let expected_kind = match code {
+                    429 if stopping => matches!(refusal, Refusal::Stopping),
+                    429 => matches!(refusal, Refusal::Busy),
+                    400 if payload.is_empty() && i == 0 => matches!(refusal, Refusal::Sender(_)),
+                    400 => matches!(refusal, Refusal::Request(_)),
+                    _ => matches!(refusal, Refusal::Sender(_)),
+                };
+                assert!(expected_kind, "case {i}: {refusal:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_turn_end_maps_to_its_signal_and_an_interruption_spoils_a_clean_end() {
+    use nap_proto::TurnEnd;
+    let failed = ServiceError::new(StatusCode::Conflict, "busy elsewhere");
+    let cases = [
+        (TurnEnd::Answered, false, None),
+        (TurnEnd::Answered, true, Some(ServiceError::interrupted())),
+        (TurnEnd::Failed(failed.clone()), false, Some(failed.clone())),
+        (TurnEnd::Failed(failed.clone()), true, Some(failed.clone())),
+        (
+            TurnEnd::Refused(failed.clone()),
+            false,
+            Some(failed.clone()),
+        ),
+        (TurnEnd::Panicked, false, Some(ServiceError::agent_failed())),
+        (TurnEnd::Abandoned, false, Some(ServiceError::shut_down())),
+    ];
+    for (end, interrupted, expected) in cases {
+        let t0 = Instant::now();
+        let mut s = AgentStream::new(t0, None);
+        s.open(t0);
+        if interrupted {
+            s.handle_interruption();
+        }
+        s.end_turn(t0, end.clone());
+        let mut out = drain(&mut s);
+        assert_eq!(out.pop(), Some(Outgoing::Terminator), "{end:?}");
+        let signal = match out.pop() {
+            Some(Outgoing::Error(e)) => Some(e),
+            _ => None,
+        };
+        assert_eq!(signal, expected, "{end:?}");
+        assert_eq!(s.error(), expected.as_ref());
+        // A stream ends once: a second end changes nothing.
+        s.end_turn(t0, TurnEnd::Panicked);
+        assert!(drain(&mut s).is_empty());
+    }
+}
+
+#[test]
+fn an_answer_is_read_like_a_prompt_with_its_file_names_checked() {
+    use nap_proto::{AnswerError, accept_answer};
+    assert_eq!(accept_answer(b"yes").unwrap().prompt, "yes");
+    assert!(matches!(accept_answer(b""), Err(AnswerError::Envelope(_))));
+    let unsafe_name = br#"{"prompt":"here","attachments":[{"filename":"../x","content":"aGk="}]}"#;
+    match accept_answer(unsafe_name) {
+        Err(AnswerError::UnsafeFileName {
+            index, filename, ..
+        }) => {
+            assert_eq!((index, filename.as_str()), (0, "../x"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_caller_queues_what_it_learns_until_polled() {
+    // Messages fed before a poll are all kept, in order (nothing is
+    // overwritten by the next input).
+    let t0 = Instant::now();
+    let mut caller = ResponseStream::new(t0, Duration::from_secs(60));
+    let text = Chunk::text("hi").encode();
+    caller.handle_message(t0, Received::body(ACK_JSON));
+    caller.handle_message(t0, Received::body(&text));
+    caller.handle_message(t0, Received::body(b""));
+    caller.handle_message(t0, Received::body(&text));
+    let events: Vec<StreamEvent> = std::iter::from_fn(|| caller.poll()).collect();
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert_eq!(events[0], StreamEvent::Ack);
+    assert!(matches!(&events[1], StreamEvent::Response(d) if d.text() == "hi"));
+    assert_eq!(events[2], StreamEvent::End);
+    assert!(matches!(events[3], StreamEvent::Violation(_)));
 }

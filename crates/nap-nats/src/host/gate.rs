@@ -19,7 +19,7 @@ use nap_proto::identity::{
 pub(super) type AcceptHook = Arc<dyn Fn(&Sender) -> bool + Send + Sync + 'static>;
 
 /// The identity gate of one instance.
-pub(super) struct Admission {
+pub(super) struct SenderGate {
     verifier: Mutex<SenderVerifier>,
     requirement: MinSenderTrust,
     accept: Option<AcceptHook>,
@@ -34,13 +34,13 @@ fn sender_values(headers: &[(String, String)]) -> impl Iterator<Item = &str> {
         .map(|(_, value)| value.as_str())
 }
 
-impl Admission {
+impl SenderGate {
     pub(super) fn new(
         config: VerifierConfig,
         requirement: MinSenderTrust,
         accept: Option<AcceptHook>,
-    ) -> Admission {
-        Admission {
+    ) -> SenderGate {
+        SenderGate {
             verifier: Mutex::new(SenderVerifier::new(config)),
             requirement,
             accept,
