@@ -15,7 +15,7 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use nap_testkit::NatsServer;
 use serde_json::json;
-use support::{nap, serve};
+use support::serve;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -142,21 +142,16 @@ async fn the_page_shows_agents_streams_a_reply_takes_an_answer_and_sees_an_agent
     .await;
     let (python, _) = support::python_agent(&url, "bob", "helper").await;
 
-    let mut ui = support::Running::spawn(nap(["--server", &url, "ui", "--listen", "127.0.0.1:0"]));
-    let ready = ui
-        .line_where("the ui's address", |l| l.starts_with("nap ui on http://"))
-        .await;
+    let (ui, printed) = support::ui(&url, &["--listen", "127.0.0.1:0"]).await;
+    let ready = ui.seen.last().unwrap();
     assert!(ready.contains("loopback only"), "{ready}");
-    let address = ready
-        .split_whitespace()
-        .nth(3)
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
 
     let driver = driver().await;
     let page = browser(&driver).await;
-    page.goto(&address).await.unwrap();
+    // The printed URL: the token becomes a cookie and leaves the address bar.
+    page.goto(&printed).await.unwrap();
+    let now = page.current_url().await.unwrap();
+    assert_eq!((now.path(), now.query()), ("/", None), "{now}");
 
     // The grid: both agents, online.
     wait_online(&page, "demo", true).await;
