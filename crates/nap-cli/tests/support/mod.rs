@@ -249,3 +249,23 @@ pub async fn python_agent(url: &str, owner: &str, name: &str) -> (Running, Strin
     let id = ready.trim_start_matches("READY ").trim().to_owned();
     (running, id)
 }
+
+/// `nap ui` against `url` with `args` (say `--listen 127.0.0.1:0`), once
+/// it printed its address; returns the child and the URL it printed,
+/// token included (`http://127.0.0.1:PORT/?token=…`).
+pub async fn ui(url: &str, args: &[&str]) -> (Running, String) {
+    let mut all = vec!["--server", url, "ui"];
+    all.extend_from_slice(args);
+    let mut running = Running::spawn(nap(all));
+    let ready = running
+        .line_where("the ui's address", |l| l.starts_with("nap ui on http://"))
+        .await;
+    let address = ready.split_whitespace().nth(3).unwrap().to_owned();
+    (running, address)
+}
+
+/// A URL `nap ui` printed, in parts: `http://HOST:PORT` and the token.
+pub fn ui_parts(printed: &str) -> (String, String) {
+    let (base, token) = printed.split_once("/?token=").unwrap();
+    (base.to_owned(), token.to_owned())
+}

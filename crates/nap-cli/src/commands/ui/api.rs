@@ -1,5 +1,5 @@
-//! The HTTP side of `nap ui`: the embedded page and its JSON and
-//! server-sent-event endpoints.
+//! The HTTP side of `nap ui`: the routes, each behind its guard, and the
+//! JSON and server-sent-event endpoints.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -9,8 +9,9 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State as Shared;
 use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -20,10 +21,9 @@ use nap_proto::{Attachment, DiscoveryFilter, Envelope, Presence};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::guard::{self, Guard};
+use super::token;
 use crate::table;
-
-/// The page, embedded in the binary.
-const PAGE: &str = include_str!("page.html");
 
 /// What the handlers share: the caller, the raw connection (for the
 /// conformance probe) and the questions waiting for an answer.
@@ -50,20 +50,31 @@ impl State {
     }
 }
 
-/// The routes.
-pub fn router(state: State) -> Router {
-    Router::new()
-        .route("/", get(page))
+/// The routes: every one behind the `Host` check; the API's reads behind
+/// the token, its writes and the event stream behind the origin check and
+/// the token (see [`guard`]). The event stream is a `POST` so that
+/// browsers always send `Origin` with it.
+pub fn router(state: State, guard: Arc<Guard>) -> Router {
+    let reads = Router::new()
         .route("/api/agents", get(agents))
-        .route("/api/events", get(events))
+        .route_layer(from_fn_with_state(guard.clone(), guard::reader));
+    let writes = Router::new()
+        .route("/api/events", post(events))
         .route("/api/prompt", post(prompt))
         .route("/api/answer", post(answer))
         .route("/api/conformance", post(conformance))
+        .route_layer(from_fn_with_state(guard.clone(), guard::writer));
+    Router::new()
+        .route("/", get(token::page).with_state(guard.clone()))
+        .merge(reads)
+        .merge(writes)
+        .fallback(not_found)
         .with_state(Arc::new(state))
+        .layer(from_fn_with_state(guard, guard::host))
 }
 
-async fn page() -> Html<&'static str> {
-    Html(PAGE)
+async fn not_found() -> Response {
+    failed(StatusCode::NOT_FOUND, "no such page")
 }
 
 /// An error as JSON with an HTTP status.
