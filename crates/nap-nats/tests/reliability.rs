@@ -560,11 +560,15 @@ async fn a_reconnect_during_discovery_is_reported_not_a_short_list() {
         deadline: Duration::from_secs(8),
         ..nap_proto::DiscoveryConfig::default()
     };
+    // The round's request, seen on the server: the round is under way.
+    let observer = connect(&url).await;
+    let mut requests = observer.subscribe("$SRV.INFO.agents").await.unwrap();
+    observer.flush().await.unwrap();
     let round = tokio::spawn({
         let client = client.clone();
         async move { client.discover_with(DiscoveryFilter::any(), patient).await }
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    requests.next().await.unwrap();
     server.restart().unwrap();
     let outcome = tokio::time::timeout(Duration::from_secs(30), round)
         .await
