@@ -8,7 +8,9 @@
 //! socket or a clock, all with one vocabulary (`handle_*(now, input)`,
 //! `poll_timeout()`, `handle_timeout(now)`, `poll()`): both halves of a
 //! response stream ([`AgentStream`] for the agent, [`ResponseStream`] for
-//! the caller), [`Discovery`] and [`Liveness`].
+//! the caller), [`Discovery`] and [`Liveness`]. Durable runs on JetStream,
+//! nap's extension for what §1 and §6.6 defer, are the [`durable`]
+//! namespace.
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -40,14 +42,16 @@
 //! ```
 
 // Each concept is a private module; its types are re-exported here, so every
-// type has exactly one path. Three concepts with a vocabulary of their own
+// type has exactly one path. Four concepts with a vocabulary of their own
 // stay namespaces: `identity` (§13), `micro` (the `$SRV` API a host
-// answers) and `trace` (W3C trace context).
+// answers), `trace` (W3C trace context) and `durable` (nap's extension for
+// durable runs on JetStream, `docs/durable.md`).
 mod agent_stream;
 mod attachment;
 mod byte_size;
 mod chunk;
 mod discovery;
+pub mod durable;
 mod envelope;
 mod error;
 mod file_name;

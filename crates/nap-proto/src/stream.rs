@@ -212,6 +212,22 @@ impl PartialEq for StreamViolation {
 
 impl Eq for StreamViolation {}
 
+/// What a caller learns from one chunk body (§6.2–§6.4, §7.1): the event,
+/// or nothing for an unknown chunk type, which callers skip (§6.6). Shared
+/// by the live stream and the durable reader, which stores chunk bodies
+/// unchanged.
+pub(crate) fn chunk_event(body: &[u8]) -> Option<StreamEvent> {
+    match Chunk::decode(body) {
+        Ok(Chunk::Status(StatusToken::Ack)) => Some(StreamEvent::Ack),
+        Ok(Chunk::Status(StatusToken::Other(s))) => Some(StreamEvent::Status(s)),
+        Ok(Chunk::Response(data)) => Some(StreamEvent::Response(data)),
+        Ok(Chunk::Query(q)) => Some(StreamEvent::Query(q)),
+        // §6.6: unknown chunk types are silently ignored.
+        Ok(Chunk::Unknown { .. }) => None,
+        Err(e) => Some(StreamEvent::Violation(e.into())),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Open,
@@ -295,17 +311,9 @@ impl ResponseStream {
             self.note_first(first, false);
             return Some(StreamEvent::Violation(StreamViolation::HeadersOnEmpty));
         }
-        let chunk = Chunk::decode(msg.body);
-        self.note_first(first, matches!(chunk, Ok(Chunk::Status(StatusToken::Ack))));
-        match chunk {
-            Ok(Chunk::Status(StatusToken::Ack)) => Some(StreamEvent::Ack),
-            Ok(Chunk::Status(StatusToken::Other(s))) => Some(StreamEvent::Status(s)),
-            Ok(Chunk::Response(data)) => Some(StreamEvent::Response(data)),
-            Ok(Chunk::Query(q)) => Some(StreamEvent::Query(q)),
-            // §6.6: unknown chunk types are silently ignored.
-            Ok(Chunk::Unknown { .. }) => None,
-            Err(e) => Some(StreamEvent::Violation(e.into())),
-        }
+        let event = chunk_event(msg.body);
+        self.note_first(first, event == Some(StreamEvent::Ack));
+        event
     }
 
     fn note_first(&mut self, first: bool, was_ack: bool) {
