@@ -2,13 +2,15 @@
 //! `nap-conformance` binary and `nap conformance`: each binary adds its own
 //! connection flags and calls these.
 
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
 
 use clap::Args;
 
 use crate::agent::{self, AgentOptions, Auth, Target};
 use crate::caller::{self, CallerOptions};
-use crate::{Report, Result, broken};
+use crate::export::RunInfo;
+use crate::{Error, Report, Result, broken};
 
 /// Which agent to test and how (`agent` mode), without connection flags.
 #[derive(Debug, Clone, Args)]
@@ -34,9 +36,26 @@ pub struct AgentArgs {
     /// Time budget in seconds: bounds each stream and the heartbeat watch.
     #[arg(long, default_value_t = 90.0)]
     pub budget: f64,
+    /// How the report is printed and which report files are written.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// The report's forms: on stdout a table or JSON; optionally a JUnit XML
+/// file and a Markdown summary for CI.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OutputArgs {
     /// Print the report as JSON, with the evidence.
     #[arg(long)]
     pub json: bool,
+    /// Also write the report as JUnit XML to FILE (one testcase per case;
+    /// failures carry the evidence).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write a Markdown summary to FILE (for a pull request comment or
+    /// $GITHUB_STEP_SUMMARY; appended to when FILE exists).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
 }
 
 impl AgentArgs {
@@ -74,9 +93,9 @@ pub struct CallerArgs {
     /// Only these cases (repeatable), e.g. --only CALL-005.
     #[arg(long)]
     pub only: Vec<String>,
-    /// Print the report as JSON, with the evidence.
-    #[arg(long)]
-    pub json: bool,
+    /// How the report is printed and which report files are written.
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// An agent command tested on the three identity topologies of §13.
@@ -132,11 +151,42 @@ pub fn finish(report: &Report, json: bool) -> Compliance {
     }
 }
 
+/// Prints `report` as `output` asks, writes its report files, and judges
+/// it.
+pub fn finish_with(report: &Report, run: &RunInfo, output: &OutputArgs) -> Result<Compliance> {
+    if let Some(path) = &output.junit {
+        std::fs::write(path, report.junit(run)).map_err(|source| Error::WriteReport {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    if let Some(path) = &output.markdown {
+        append(path, &report.markdown(run)).map_err(|source| Error::WriteReport {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(finish(report, output.json))
+}
+
+/// Appends `text` to `path`, creating it: `$GITHUB_STEP_SUMMARY` is
+/// shared by every step of a job.
+fn append(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
 /// Tests the agent `args` names on the server at `url`, connecting as
 /// `auth` (whose seed signs the §13 cases).
 pub async fn run_agent(url: &str, auth: &Auth, args: &AgentArgs) -> Result<Compliance> {
+    let (started, clock) = (SystemTime::now(), Instant::now());
     let report = agent::run_as(url, auth, &args.options()).await?;
-    Ok(finish(&report, args.json))
+    let run = RunInfo::new("agent", started, clock.elapsed());
+    finish_with(&report, &run, &args.output)
 }
 
 /// Tests the caller `args` describes, hosting the scenarios on `server`
@@ -147,8 +197,10 @@ pub async fn run_caller(server: Option<String>, args: &CallerArgs) -> Result<Com
     options.inactivity = secs(args.timeout);
     options.answer = args.answer.clone();
     options.only = args.only.clone();
+    let (started, clock) = (SystemTime::now(), Instant::now());
     let report = caller::run(&options).await?;
-    Ok(finish(&report, args.json))
+    let run = RunInfo::new("caller", started, clock.elapsed());
+    finish_with(&report, &run, &args.output)
 }
 
 /// Tests the agent command on every identity topology (§13), each on a

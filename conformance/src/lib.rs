@@ -10,6 +10,7 @@
 //!   liveness).
 //! - [`caller`]: host demanding scenario agents and run a caller program
 //!   against each (see the caller contract there).
+//! - [`export`]: the report as JUnit XML and Markdown, for CI.
 //! - [`broken`]: agents that each break one rule, to prove the suite
 //!   catches it.
 //!
@@ -31,6 +32,7 @@ pub mod case;
 pub mod catalogue;
 pub mod cli;
 mod error;
+pub mod export;
 pub mod report;
 pub mod scripted;
 pub mod topologies;
