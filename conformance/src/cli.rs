@@ -250,3 +250,46 @@ pub async fn serve_broken(server: &str, flaw: &str) -> Result<bool> {
     let _ = tokio::signal::ctrl_c().await;
     Ok(true)
 }
+
+/// A deliberately broken caller (`broken-caller`), for the suite's teeth.
+#[derive(Debug, Clone, Args)]
+pub struct BrokenCallerArgs {
+    /// The flaw, by name (e.g. ack-only-timer); `list` lists them.
+    #[arg(long)]
+    pub flaw: String,
+    /// The NATS server URL.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub server: String,
+    /// The prompt subject.
+    #[arg(long, default_value = "")]
+    pub subject: String,
+    /// The inactivity timeout it is told to apply, in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    pub timeout: f64,
+    /// The reply to every query.
+    #[arg(long, default_value = agent::DEFAULT_ANSWER)]
+    pub answer: String,
+    /// The prompt.
+    #[arg(default_value = "")]
+    pub prompt: String,
+}
+
+/// Runs one broken caller; returns its exit code (2 for an unknown flaw,
+/// after listing the flaws; `list` lists them and exits 0).
+pub async fn run_broken_caller(args: &BrokenCallerArgs) -> Result<u8> {
+    use crate::broken_caller::{self, Call, CallerFlaw};
+    let Some(flaw) = CallerFlaw::by_name(&args.flaw) else {
+        for f in CallerFlaw::ALL {
+            println!("{:<30} fails {:?}", f.name(), f.expected_failures());
+        }
+        return Ok(if args.flaw == "list" { 0 } else { 2 });
+    };
+    let call = Call {
+        server: args.server.clone(),
+        subject: args.subject.clone(),
+        timeout: secs(args.timeout),
+        answer: args.answer.clone(),
+        prompt: args.prompt.clone(),
+    };
+    Ok(broken_caller::call(flaw, &call).await?.code())
+}

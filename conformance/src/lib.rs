@@ -12,7 +12,7 @@
 //!   against each (see the caller contract there).
 //! - [`export`]: the report as JUnit XML and Markdown, for CI.
 //! - [`broken`]: agents that each break one rule, to prove the suite
-//!   catches it.
+//!   catches it; [`broken_caller`]: the same for callers.
 //!
 //! ```no_run
 //! use nap_conformance::agent::{self, AgentOptions, Target};
@@ -27,6 +27,7 @@
 
 pub mod agent;
 pub mod broken;
+pub mod broken_caller;
 pub mod caller;
 pub mod case;
 pub mod catalogue;
