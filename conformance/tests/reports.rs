@@ -117,3 +117,41 @@ fn an_unwritable_report_file_is_a_usage_error_not_a_verdict() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junit_report_of_a_caller_run() {
+    let bin = env!("CARGO_BIN_EXE_nap-conformance");
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("caller.xml");
+    let command = format!(
+        "{bin} broken-caller --flaw ack-only-timer --server {{server}} --subject {{subject}} --timeout {{timeout}} --answer {{answer}} {{prompt}}"
+    );
+    let out = tokio::process::Command::new(bin)
+        .args(["caller", "--run", &command, "--json"])
+        .args(["--only", "CALL-001", "--only", "CALL-011"])
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cases = common::junit::check(&junit);
+    assert_eq!(cases.len(), nap_conformance::catalogue::CALLER_CASES.len());
+    common::junit::assert_matches_json(&cases, &report);
+    let outcome = |id: &str| cases.iter().find(|c| c.id == id).unwrap().outcome.clone();
+    assert_eq!(outcome("CALL-001"), "pass");
+    assert_eq!(outcome("CALL-011"), "fail");
+    assert_eq!(outcome("CALL-002"), "skip");
+    let failure = &cases.iter().find(|c| c.id == "CALL-011").unwrap().detail;
+    assert!(failure.contains("§6.6"), "{failure}");
+    assert!(
+        failure.contains("broken-caller"),
+        "the evidence names the command: {failure}"
+    );
+}
