@@ -568,6 +568,34 @@ pub const CALL_010: Case = case(
     Should,
     "shows the JSON error body's message (the header is the fallback)",
 );
+/// Every chunk resets the timer.
+pub const CALL_011: Case = case(
+    "CALL-011",
+    "§6.6",
+    Must,
+    "every chunk resets the inactivity timeout, not only acks: responses spaced under the window, with no ack between them, complete the stream",
+);
+/// The clock starts at publication.
+pub const CALL_012: Case = case(
+    "CALL-012",
+    "§6.6",
+    Must,
+    "the inactivity clock starts when the request is published: an agent that never answers ends in a timeout (non-zero exit, no hang)",
+);
+/// The timeout given is the timeout applied.
+pub const CALL_013: Case = case(
+    "CALL-013",
+    "§6.6",
+    Must,
+    "applies the inactivity timeout it is given: gives up about that long after the last chunk, not sooner and not much later",
+);
+/// A query is answered once, ever.
+pub const CALL_014: Case = case(
+    "CALL-014",
+    "§7.2, §7.3",
+    Must,
+    "replies to a query exactly once: no second reply on its reply subject, not even after the stream has ended",
+);
 
 /// Signs with a fresh nonce and the right sub.
 pub const CID_001: Case = case(
@@ -601,7 +629,7 @@ pub const CID_004: Case = case(
 /// Every caller-mode case, in report order.
 pub const CALLER_CASES: &[Case] = &[
     CALL_001, CALL_002, CALL_003, CALL_004, CALL_005, CALL_006, CALL_007, CALL_008, CALL_009,
-    CALL_010, CID_001, CID_002, CID_003, CID_004,
+    CALL_010, CALL_011, CALL_012, CALL_013, CALL_014, CID_001, CID_002, CID_003, CID_004,
 ];
 
 /// Looks a case up by id.

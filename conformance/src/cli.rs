@@ -2,13 +2,15 @@
 //! `nap-conformance` binary and `nap conformance`: each binary adds its own
 //! connection flags and calls these.
 
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
 
 use clap::Args;
 
 use crate::agent::{self, AgentOptions, Auth, Target};
 use crate::caller::{self, CallerOptions};
-use crate::{Report, Result, broken};
+use crate::export::RunInfo;
+use crate::{Error, Report, Result, broken};
 
 /// Which agent to test and how (`agent` mode), without connection flags.
 #[derive(Debug, Clone, Args)]
@@ -34,9 +36,26 @@ pub struct AgentArgs {
     /// Time budget in seconds: bounds each stream and the heartbeat watch.
     #[arg(long, default_value_t = 90.0)]
     pub budget: f64,
+    /// How the report is printed and which report files are written.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// The report's forms: on stdout a table or JSON; optionally a JUnit XML
+/// file and a Markdown summary for CI.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OutputArgs {
     /// Print the report as JSON, with the evidence.
     #[arg(long)]
     pub json: bool,
+    /// Also write the report as JUnit XML to FILE (one testcase per case;
+    /// failures carry the evidence).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write a Markdown summary to FILE (for a pull request comment or
+    /// $GITHUB_STEP_SUMMARY; appended to when FILE exists).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
 }
 
 impl AgentArgs {
@@ -74,9 +93,9 @@ pub struct CallerArgs {
     /// Only these cases (repeatable), e.g. --only CALL-005.
     #[arg(long)]
     pub only: Vec<String>,
-    /// Print the report as JSON, with the evidence.
-    #[arg(long)]
-    pub json: bool,
+    /// How the report is printed and which report files are written.
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// An agent command tested on the three identity topologies of §13.
@@ -132,11 +151,42 @@ pub fn finish(report: &Report, json: bool) -> Compliance {
     }
 }
 
+/// Prints `report` as `output` asks, writes its report files, and judges
+/// it.
+pub fn finish_with(report: &Report, run: &RunInfo, output: &OutputArgs) -> Result<Compliance> {
+    if let Some(path) = &output.junit {
+        std::fs::write(path, report.junit(run)).map_err(|source| Error::WriteReport {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    if let Some(path) = &output.markdown {
+        append(path, &report.markdown(run)).map_err(|source| Error::WriteReport {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(finish(report, output.json))
+}
+
+/// Appends `text` to `path`, creating it: `$GITHUB_STEP_SUMMARY` is
+/// shared by every step of a job.
+fn append(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
 /// Tests the agent `args` names on the server at `url`, connecting as
 /// `auth` (whose seed signs the §13 cases).
 pub async fn run_agent(url: &str, auth: &Auth, args: &AgentArgs) -> Result<Compliance> {
+    let (started, clock) = (SystemTime::now(), Instant::now());
     let report = agent::run_as(url, auth, &args.options()).await?;
-    Ok(finish(&report, args.json))
+    let run = RunInfo::new("agent", started, clock.elapsed());
+    finish_with(&report, &run, &args.output)
 }
 
 /// Tests the caller `args` describes, hosting the scenarios on `server`
@@ -147,8 +197,10 @@ pub async fn run_caller(server: Option<String>, args: &CallerArgs) -> Result<Com
     options.inactivity = secs(args.timeout);
     options.answer = args.answer.clone();
     options.only = args.only.clone();
+    let (started, clock) = (SystemTime::now(), Instant::now());
     let report = caller::run(&options).await?;
-    Ok(finish(&report, args.json))
+    let run = RunInfo::new("caller", started, clock.elapsed());
+    finish_with(&report, &run, &args.output)
 }
 
 /// Tests the agent command on every identity topology (§13), each on a
@@ -197,4 +249,47 @@ pub async fn serve_broken(server: &str, flaw: &str) -> Result<bool> {
     );
     let _ = tokio::signal::ctrl_c().await;
     Ok(true)
+}
+
+/// A deliberately broken caller (`broken-caller`), for the suite's teeth.
+#[derive(Debug, Clone, Args)]
+pub struct BrokenCallerArgs {
+    /// The flaw, by name (e.g. ack-only-timer); `list` lists them.
+    #[arg(long)]
+    pub flaw: String,
+    /// The NATS server URL.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub server: String,
+    /// The prompt subject.
+    #[arg(long, default_value = "")]
+    pub subject: String,
+    /// The inactivity timeout it is told to apply, in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    pub timeout: f64,
+    /// The reply to every query.
+    #[arg(long, default_value = agent::DEFAULT_ANSWER)]
+    pub answer: String,
+    /// The prompt.
+    #[arg(default_value = "")]
+    pub prompt: String,
+}
+
+/// Runs one broken caller; returns its exit code (2 for an unknown flaw,
+/// after listing the flaws; `list` lists them and exits 0).
+pub async fn run_broken_caller(args: &BrokenCallerArgs) -> Result<u8> {
+    use crate::broken_caller::{self, Call, CallerFlaw};
+    let Some(flaw) = CallerFlaw::by_name(&args.flaw) else {
+        for f in CallerFlaw::ALL {
+            println!("{:<30} fails {:?}", f.name(), f.expected_failures());
+        }
+        return Ok(if args.flaw == "list" { 0 } else { 2 });
+    };
+    let call = Call {
+        server: args.server.clone(),
+        subject: args.subject.clone(),
+        timeout: secs(args.timeout),
+        answer: args.answer.clone(),
+        prompt: args.prompt.clone(),
+    };
+    Ok(broken_caller::call(flaw, &call).await?.code())
 }

@@ -61,6 +61,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A report file (`--junit`, `--markdown`) could not be written.
+    #[error("cannot write the report to {}: {source}", path.display())]
+    WriteReport {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS's report.
+        #[source]
+        source: std::io::Error,
+    },
     /// The command template is unusable.
     #[error("bad caller command template: {0}")]
     Template(String),

@@ -10,8 +10,9 @@
 //!   liveness).
 //! - [`caller`]: host demanding scenario agents and run a caller program
 //!   against each (see the caller contract there).
+//! - [`export`]: the report as JUnit XML and Markdown, for CI.
 //! - [`broken`]: agents that each break one rule, to prove the suite
-//!   catches it.
+//!   catches it; [`broken_caller`]: the same for callers.
 //!
 //! ```no_run
 //! use nap_conformance::agent::{self, AgentOptions, Target};
@@ -26,11 +27,13 @@
 
 pub mod agent;
 pub mod broken;
+pub mod broken_caller;
 pub mod caller;
 pub mod case;
 pub mod catalogue;
 pub mod cli;
 mod error;
+pub mod export;
 pub mod report;
 pub mod scripted;
 pub mod topologies;

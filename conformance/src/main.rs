@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use nap_conformance::agent::Auth;
-use nap_conformance::cli::{self, AgentArgs, CallerArgs, TopologiesArgs};
+use nap_conformance::cli::{self, AgentArgs, BrokenCallerArgs, CallerArgs, TopologiesArgs};
 
 /// Conformance suite for the Synadia Agent Protocol v0.3.
 #[derive(Debug, Parser)]
@@ -64,6 +64,9 @@ enum Mode {
         /// The flaw, by name (e.g. no-ack, late-ack); `list` lists them.
         flaw: String,
     },
+    /// Make one call as a deliberately broken caller (for the caller
+    /// suite's teeth): `--flaw NAME --subject S --timeout SECS --answer A PROMPT`.
+    BrokenCaller(BrokenCallerArgs),
 }
 
 #[tokio::main]
@@ -75,6 +78,15 @@ async fn main() -> ExitCode {
         .service_name("nap-conformance")
         .init();
     let verdict = match cli.mode {
+        Mode::BrokenCaller(args) => {
+            return match cli::run_broken_caller(&args).await {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         Mode::Agent {
             server,
             nkey,

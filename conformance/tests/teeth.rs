@@ -1,11 +1,15 @@
-//! Teeth: every broken agent is caught on exactly the rule it breaks, and
-//! the flawless scripted agent passes everything it can be judged on.
+//! Teeth: every broken agent (and every broken caller) is caught on
+//! exactly the rule it breaks, and the flawless one passes everything it
+//! can be judged on.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
+use nap_conformance::Outcome;
 use nap_conformance::agent::{self, Probe, Target};
 use nap_conformance::broken::{self, Flaw};
+use nap_conformance::broken_caller::CallerFlaw;
+use nap_conformance::caller::{self, CallerOptions};
 use nap_testkit::NatsServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,4 +48,59 @@ async fn each_broken_agent_fails_exactly_its_rule() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     drop(running);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_broken_caller_fails_exactly_its_rule() {
+    let bin = env!("CARGO_BIN_EXE_nap-conformance");
+    let runs = CallerFlaw::ALL.map(|flaw| async move {
+        let command = format!(
+            "{bin} broken-caller --flaw {} --server {{server}} --subject {{subject}} --timeout {{timeout}} --answer {{answer}} {{prompt}}",
+            flaw.name()
+        );
+        let report = caller::run(&CallerOptions::new(command)).await.unwrap();
+        (flaw, report)
+    });
+    let mut wrong = Vec::new();
+    for (flaw, report) in futures::future::join_all(runs).await {
+        let failed = common::failed(&report);
+        if failed != flaw.expected_failures() {
+            wrong.push(format!(
+                "{}: expected {:?}, failed {:?}\n{}",
+                flaw.name(),
+                flaw.expected_failures(),
+                failed,
+                report.json()
+            ));
+        }
+        // Every flaw breaks a MUST; the baseline is compliant.
+        assert_eq!(
+            report.is_compliant(),
+            flaw == CallerFlaw::None,
+            "{}",
+            flaw.name()
+        );
+        // None of them implements §13: the CID cases are skipped, not failed.
+        for id in ["CID-001", "CID-002", "CID-003", "CID-004"] {
+            let v = report.get(id).unwrap();
+            assert_eq!(
+                v.outcome,
+                Outcome::Skip,
+                "{}: {id}: {}",
+                flaw.name(),
+                v.reason
+            );
+        }
+        // The evidence names the rule broken.
+        for id in flaw.expected_failures() {
+            let v = report.get(id).unwrap();
+            assert!(
+                v.reason.contains('§'),
+                "{}: {id}: the reason names no section: {}",
+                flaw.name(),
+                v.reason
+            );
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -7,6 +7,10 @@
 //!   test suite on each selected nats-server (default both), the doc tests.
 //! - `cargo xtask bench`: nap's host and caller beside raw async-nats.
 //! - `cargo xtask conformance agent|caller ...`: the conformance suite.
+//! - `cargo xtask dist`: the `nap` binary for this machine as a PyPI wheel
+//!   and npm packages, with SHA256SUMS, in target/dist/.
+//! - `cargo xtask install-test`: dist, then the packages installed offline
+//!   into fresh environments and the installed `nap` tested.
 //! - `cargo xtask demo [--topic TEXT]`: the end-to-end multi-agent demo.
 
 use std::process::ExitCode;
@@ -17,6 +21,8 @@ mod bench;
 mod cmd;
 mod conformance;
 mod demo;
+mod dist;
+mod install;
 mod publish;
 mod setup;
 mod test;
@@ -64,6 +70,14 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Package the `nap` binary for this machine into target/dist/: a PyPI
+    /// wheel (maturin, bin bindings), the npm launcher and platform
+    /// packages, SHA256SUMS; reproducible (SOURCE_DATE_EPOCH).
+    Dist,
+    /// Setup, `dist`, then install the packages offline into fresh
+    /// environments and test the installed `nap` (what `cargo xtask test`
+    /// runs last).
+    InstallTest,
     /// Run the end-to-end multi-agent demo: researcher, writer and editor
     /// agents coordinated by a supervisor (`--topic TEXT`, `--server URL`).
     Demo {
@@ -71,6 +85,13 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+/// Setup, dist, and the install checks.
+fn install_test() -> anyhow::Result<()> {
+    let tools = setup::run()?;
+    let artifacts = dist::run()?;
+    install::run(&tools, &artifacts)
 }
 
 fn main() -> ExitCode {
@@ -82,6 +103,8 @@ fn main() -> ExitCode {
             runner_args,
         } => test::run(server, &runner_args).map(|()| ExitCode::SUCCESS),
         Task::Bench => bench::run().map(|()| ExitCode::SUCCESS),
+        Task::Dist => dist::run().map(|_| ExitCode::SUCCESS),
+        Task::InstallTest => install_test().map(|()| ExitCode::SUCCESS),
         Task::Conformance { args } => conformance::run(&args),
         Task::Demo { args } => Ok(demo::run_with(&args)),
     };

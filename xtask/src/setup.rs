@@ -15,6 +15,8 @@
 //! - **a browser** for the `nap ui` test: Debian's `chromium` and
 //!   `chromium-driver` (at `/usr/bin/chromium`, `/usr/bin/chromedriver`),
 //!   installed with apt when missing.
+//! - **xmllint** for the JUnit report test: Debian's `libxml2-utils`
+//!   (`/usr/bin/xmllint`), installed with apt when missing.
 //! - `<tools>/venv`: a Python venv with the pins of
 //!   `xtask/python-requirements.txt`, reinstalled only when that file
 //!   changes (a hash stamp is kept in the venv).
@@ -111,6 +113,7 @@ pub fn run() -> Result<Tools> {
     }
     println!("nats-server current: {current_server}");
     ensure_browser().context("setting up the browser for the nap ui test")?;
+    ensure_xmllint().context("setting up xmllint for the JUnit report test")?;
     let python = ensure_python_venv(&tools_dir).context("setting up the Python venv")?;
     let nats_server = debian_server
         .as_ref()
@@ -156,6 +159,29 @@ fn ensure_browser() -> Result<()> {
         println!("browser:             {CHROMIUM} with {CHROMEDRIVER}");
     } else {
         println!("browser:             apt ran, but {CHROMIUM} or {CHROMEDRIVER} is missing");
+    }
+    Ok(())
+}
+
+/// Where the JUnit report test finds `xmllint`.
+const XMLLINT: &str = "/usr/bin/xmllint";
+
+/// Debian's `libxml2-utils` (`xmllint`), installed with apt when missing:
+/// the conformance suite's report test validates its JUnit XML with it
+/// (and fails, naming this command, when it is not there).
+fn ensure_xmllint() -> Result<()> {
+    if !is_executable(Path::new(XMLLINT)) {
+        let Some(apt) = Apt::detect() else {
+            println!("xmllint:             not found and apt-get is not usable here");
+            return Ok(());
+        };
+        println!("xmllint:             not found, installing libxml2-utils");
+        apt.install("libxml2-utils")?;
+    }
+    if is_executable(Path::new(XMLLINT)) {
+        println!("xmllint:             {XMLLINT}");
+    } else {
+        println!("xmllint:             apt ran, but {XMLLINT} is missing");
     }
     Ok(())
 }

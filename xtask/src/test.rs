@@ -1,6 +1,7 @@
 //! `cargo xtask test`: setup, fmt, clippy, the declared MSRV against the
 //! dependencies', `cargo package` of the publishable crates, the test
-//! suite on each selected nats-server, doc tests.
+//! suite on each selected nats-server, doc tests, then `cargo xtask dist`
+//! and the install tests of its packages (`xtask/src/install.rs`).
 //!
 //! The whole suite runs once per server (`--server 2.9|current|both`,
 //! default both): first on Debian's 2.9, then on the current release from
@@ -121,6 +122,11 @@ pub fn run(server: ServerChoice, runner_args: &[String]) -> Result<()> {
         &["test", "--workspace", "--doc"],
         &[],
     )?;
+
+    header("dist");
+    let artifacts = crate::dist::run().context("step `dist` failed")?;
+    header("install");
+    crate::install::run(&tools, &artifacts).context("step `install` failed")?;
 
     println!(
         "==> all steps passed (suite run on {})",

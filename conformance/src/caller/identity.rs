@@ -110,14 +110,17 @@ fn start_server() -> Result<Setup> {
 }
 
 /// A nats-server that answers `$SYS.REQ.USER.INFO` (2.10 or later): the
-/// one `cargo xtask setup` installs, else the default one if it is new
-/// enough.
+/// one `cargo xtask setup` installs (when this build has a tools dir, see
+/// [`nap_testkit::setup_tools_dir`]), else the one found on `PATH` if it is
+/// new enough.
 pub fn identity_capable_server() -> Option<PathBuf> {
-    let tools = nap_testkit::tools_nats_server(&nap_testkit::tools_dir());
-    [Some(tools), nap_testkit::find_nats_server().ok()]
-        .into_iter()
-        .flatten()
-        .find(|p| nap_testkit::ServerVersion::of_binary(p).is_ok_and(|v| v.at_least(2, 10)))
+    [
+        nap_testkit::setup_nats_server(),
+        nap_testkit::find_nats_server().ok(),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| nap_testkit::ServerVersion::of_binary(p).is_ok_and(|v| v.at_least(2, 10)))
 }
 
 /// One scenario: the endpoint's metadata and whether the caller holds a seed.

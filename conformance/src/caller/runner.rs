@@ -1,12 +1,11 @@
 //! Runs the caller under test once per scenario and judges what it shows.
 
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 
-use super::scenarios::{self, Run, Scenario};
+use super::scenarios::{self, Observed, Run, SETTLE, Scenario, Scene};
 use crate::agent::Probe;
 use crate::case::{Evidence, Outcome};
 use crate::catalogue::CALLER_CASES;
@@ -150,7 +149,8 @@ pub(crate) async fn run_command_with(
             child.wait().await.ok()
         }
     };
-    let secs = started.elapsed().as_secs_f64();
+    let ended = Instant::now();
+    let secs = ended.duration_since(started).as_secs_f64();
     Ok(Run {
         exit: if killed {
             None
@@ -161,6 +161,7 @@ pub(crate) async fn run_command_with(
         stdout: read_out.await.unwrap_or_default(),
         stderr: read_err.await.unwrap_or_default(),
         secs,
+        ended: Some(ended),
     })
 }
 
@@ -202,12 +203,12 @@ async fn run_scenario(
     deadline: Duration,
     f: &mut Findings,
 ) -> Result<()> {
-    let received = Arc::new(Mutex::new(Vec::new()));
+    let scene = Scene::default();
     let config = scenario.config();
     let agent = scripted::start(
         probe.client().clone(),
         config.clone(),
-        ScriptBox((scenario.script)(options.inactivity, received.clone())),
+        ScriptBox((scenario.script)(options.inactivity, scene.clone())),
     )
     .await?;
     let placeholders = Placeholders {
@@ -223,8 +224,18 @@ async fn run_scenario(
     let line = substitute(&options.command, &placeholders)?;
     tracing::info!(case = scenario.case.id, %line, "running caller");
     let run = run_command(&line, url, deadline).await?;
+    settle(probe, &scene).await;
     drop(agent);
-    let replies = received.lock().map(|r| r.clone()).unwrap_or_default();
+    let last_sent = scene.last_sent.lock().ok().and_then(|at| *at);
+    let seen = Observed {
+        replies: scene.replies.lock().map(|r| r.clone()).unwrap_or_default(),
+        silence: match (last_sent, run.ended) {
+            (Some(sent), Some(ended)) => Some(ended.saturating_duration_since(sent)),
+            _ => None,
+        },
+        timeout: options.inactivity,
+    };
+    let replies = &seen.replies;
     let evidence = vec![Evidence::notes(
         format!("caller run: {}", scenario.name),
         vec![
@@ -238,6 +249,13 @@ async fn run_scenario(
             format!("stdout: {:?}", run.stdout),
             format!("stderr: {:?}", run.stderr),
             format!("query replies received: {replies:?}"),
+            match seen.silence {
+                Some(s) => format!(
+                    "caller exited {:.2} s after the agent last published",
+                    s.as_secs_f64()
+                ),
+                None => "the agent's last publication was not timed".to_owned(),
+            },
         ],
     )];
     let mut judge = |case, verdict: std::result::Result<String, String>| match verdict {
@@ -246,12 +264,38 @@ async fn run_scenario(
     };
     judge(
         scenario.case,
-        (scenario.judge)(&run, &replies, &options.answer),
+        (scenario.judge)(&run, &seen, &options.answer),
     );
     for (case, j) in &scenario.also {
-        judge(*case, j(&run, &replies, &options.answer));
+        judge(*case, j(&run, &seen, &options.answer));
     }
     Ok(())
+}
+
+/// Once the caller has exited, tells each agent still listening on a query
+/// reply subject that every reply has been delivered: the settle message
+/// is published after the caller's connection is gone, so it comes after
+/// anything the caller sent there. Waits at most 5 s for each agent to see
+/// it.
+async fn settle(probe: &Probe, scene: &Scene) {
+    let listening: Vec<_> = scene
+        .listening
+        .lock()
+        .map(|mut l| l.drain(..).collect())
+        .unwrap_or_default();
+    for (inbox, seen) in listening {
+        if let Err(e) = probe
+            .client()
+            .publish(inbox, bytes::Bytes::from_static(SETTLE))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot settle a query reply subject");
+            continue;
+        }
+        let _ = probe.client().flush().await;
+        // An agent that stopped listening dropped its sender: no wait.
+        let _ = tokio::time::timeout(Duration::from_secs(5), seen).await;
+    }
 }
 
 /// Adapts a boxed script to the `Script` bound of [`scripted::start`].

@@ -1,13 +1,14 @@
 //! The scenario agents of caller mode: legal but demanding streams.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use nap_proto::{Chunk, Query, ResponseData, StatusToken};
 use serde_json::json;
+use tokio::sync::oneshot;
 
 use crate::case::Case;
 use crate::catalogue::*;
@@ -26,6 +27,8 @@ pub struct Run {
     pub stderr: String,
     /// How long it ran, in seconds.
     pub secs: f64,
+    /// When it ended (exited or was killed).
+    pub ended: Option<Instant>,
 }
 
 impl Run {
@@ -41,8 +44,57 @@ impl Run {
 /// Messages a scenario agent received from the caller (query replies).
 pub type Received = Arc<Mutex<Vec<String>>>;
 
+/// The payload the runner publishes on a query's reply subject once the
+/// caller has exited, so that the agent still listening there knows that
+/// every reply the caller sent has been counted (NATS delivers one
+/// subscription's messages in order).
+pub const SETTLE: &[u8] = b"nap-conformance: settle";
+
+/// A query reply subject an agent still listens on, and the signal it
+/// gives once it has seen [`SETTLE`] there.
+pub type Listening = (String, oneshot::Receiver<()>);
+
+/// What a scenario agent shares with the runner: the replies it received,
+/// when it last published, and the reply subjects it still listens on.
+#[derive(Debug, Clone, Default)]
+pub struct Scene {
+    /// Query replies received, in order.
+    pub replies: Received,
+    /// When the agent last published on the reply subject.
+    pub last_sent: Arc<Mutex<Option<Instant>>>,
+    /// Reply subjects still listened on, each with the signal the agent
+    /// gives once it has seen [`SETTLE`] there.
+    pub listening: Arc<Mutex<Vec<Listening>>>,
+}
+
+impl Scene {
+    fn sent_now(&self) {
+        if let Ok(mut at) = self.last_sent.lock() {
+            *at = Some(Instant::now());
+        }
+    }
+
+    fn record(&self, reply: String) {
+        if let Ok(mut r) = self.replies.lock() {
+            r.push(reply);
+        }
+    }
+}
+
+/// What the runner saw of one run, agent side, for the judges.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// Every reply received on the scenario's query reply subjects,
+    /// including those that came after the stream ended.
+    pub replies: Vec<String>,
+    /// From the agent's last publication to the caller's exit.
+    pub silence: Option<Duration>,
+    /// The inactivity timeout the caller was given.
+    pub timeout: Duration,
+}
+
 /// A scenario's verdict on a run: pass or the reason it failed.
-pub type Judge = fn(&Run, &[String], &str) -> Result<String, String>;
+pub type Judge = fn(&Run, &Observed, &str) -> Result<String, String>;
 
 /// One caller scenario.
 pub struct Scenario {
@@ -54,8 +106,8 @@ pub struct Scenario {
     pub name: &'static str,
     /// Whether its prompt subject departs from the default pattern.
     pub custom_subject: bool,
-    /// The script its agent runs.
-    pub script: Box<dyn Fn(Duration, Received) -> Box<dyn Script>>,
+    /// The script its agent runs, given the caller's timeout.
+    pub script: Box<dyn Fn(Duration, Scene) -> Box<dyn Script>>,
     /// The judge of the primary case.
     pub judge: Judge,
 }
@@ -287,13 +339,14 @@ pub fn all() -> Vec<Scenario> {
             also: vec![],
             name: "call-008",
             custom_subject: false,
-            script: Box::new(|t, received| {
+            script: Box::new(|t, scene| {
                 steps(move |out: Out| {
-                    let received = received.clone();
+                    let received = scene.replies.clone();
                     async move { ask(out, t, received).await }
                 })
             }),
-            judge: |run, replies, answer| {
+            judge: |run, seen, answer| {
+                let replies = &seen.replies;
                 let want = format!("you answered: {answer}");
                 let verdict = expect_success(run, &want)?;
                 if replies.len() != 1 {
@@ -318,6 +371,86 @@ pub fn all() -> Vec<Scenario> {
                 })
             }),
             judge: |run, _, _| expect_success(run, "custom subject ok"),
+        },
+        Scenario {
+            case: CALL_011,
+            also: vec![],
+            name: "call-011",
+            custom_subject: false,
+            // One ack, then responses 0.6 t apart: the stream lasts 2.4 t
+            // with no ack after the first message, and no gap reaches t.
+            script: Box::new(|t, _| {
+                steps(move |out: Out| async move {
+                    out.ack().await;
+                    for word in ["one ", "two ", "three ", "four"] {
+                        tokio::time::sleep(t.mul_f64(0.6)).await;
+                        out.text(word).await;
+                    }
+                    out.end().await;
+                })
+            }),
+            judge: |run, _, _| {
+                expect_success(run, "one two three four").map_err(|why| {
+                    format!("{why} (§6.6: the timeout runs from the last observed chunk, whatever its type)")
+                })
+            },
+        },
+        Scenario {
+            case: CALL_012,
+            also: vec![],
+            name: "call-012",
+            custom_subject: false,
+            // Takes the request and never publishes anything.
+            script: Box::new(|_, _| steps(|_out: Out| async move {})),
+            judge: |run, _, _| {
+                expect_failure(run, &[]).map_err(|why| {
+                    format!("{why} (§6.6: with no chunk ever observed, the timeout runs from the request's publication)")
+                })
+            },
+        },
+        Scenario {
+            case: CALL_013,
+            also: vec![],
+            name: "call-013",
+            custom_subject: false,
+            // An ack and some text, then silence; the agent notes when it
+            // last published.
+            script: Box::new(|_, scene| {
+                steps(move |out: Out| {
+                    let scene = scene.clone();
+                    async move {
+                        out.ack().await;
+                        out.text("partial").await;
+                        scene.sent_now();
+                    }
+                })
+            }),
+            judge: judge_timeout_applied,
+        },
+        Scenario {
+            case: CALL_014,
+            also: vec![],
+            name: "call-014",
+            custom_subject: false,
+            script: Box::new(|t, scene| {
+                steps(move |out: Out| {
+                    let scene = scene.clone();
+                    async move { ask_then_listen(out, t, scene).await }
+                })
+            }),
+            judge: |run, seen, answer| {
+                let want = format!("you answered: {answer}");
+                let verdict = expect_success(run, &want)?;
+                match seen.replies.len() {
+                    1 => Ok(format!("{verdict}, one reply to the query")),
+                    0 => Err("no reply to the query was received".to_owned()),
+                    n => Err(format!(
+                        "{n} replies on the query's reply subject, {} after the terminator: {:?} (§7.2: the caller publishes exactly one reply)",
+                        n - 1,
+                        seen.replies
+                    )),
+                }
+            },
         },
     ]
 }
@@ -371,4 +504,83 @@ async fn ask(out: Out, t: Duration, received: Received) {
     }
     out.text(&format!("you answered: {}", answer.trim())).await;
     out.end().await;
+}
+
+/// CALL-013: the caller gave up on a silent stream about `timeout` after
+/// the agent's last chunk: not before 0.9 × timeout, not after timeout +
+/// max(2 s, timeout / 2) (process exit and a loaded machine).
+fn judge_timeout_applied(run: &Run, seen: &Observed, _: &str) -> Result<String, String> {
+    expect_failure(run, &[])?;
+    let Some(silence) = seen.silence else {
+        return Err("the agent never published: cannot time the caller".to_owned());
+    };
+    let t = seen.timeout;
+    let earliest = t.mul_f64(0.9);
+    let latest = t + (t / 2).max(Duration::from_secs(2));
+    let s = silence.as_secs_f64();
+    if silence < earliest {
+        return Err(format!(
+            "gave up {s:.2} s after the last chunk, before the {:.1} s timeout it was given (§6.6)",
+            t.as_secs_f64()
+        ));
+    }
+    if silence > latest {
+        return Err(format!(
+            "gave up {s:.2} s after the last chunk, well past the {:.1} s timeout it was given (§6.6): it applies a timeout of its own",
+            t.as_secs_f64()
+        ));
+    }
+    Ok(format!(
+        "exit {:?} {s:.2} s after the last chunk (timeout {:.1} s)",
+        run.exit,
+        t.as_secs_f64()
+    ))
+}
+
+/// CALL-014: asks once, answers with what it got, ends the stream, and
+/// keeps listening on the query's reply subject until the runner settles
+/// it, recording every reply.
+async fn ask_then_listen(out: Out, t: Duration, scene: Scene) {
+    out.ack().await;
+    let inbox = out.client().new_inbox();
+    let Ok(mut sub) = out.client().subscribe(inbox.clone()).await else {
+        out.error("500", Some("cannot subscribe"), Bytes::new())
+            .await;
+        out.end().await;
+        return;
+    };
+    let _ = out.client().flush().await;
+    let (settled, settle) = oneshot::channel();
+    if let Ok(mut l) = scene.listening.lock() {
+        l.push((inbox.clone(), settle));
+    }
+    let query = Chunk::Query(Query {
+        id: nuid::next().to_string(),
+        reply_subject: inbox,
+        prompt: "continue? (conformance query)".to_owned(),
+        attachments: Vec::new(),
+        extra: serde_json::Map::new(),
+    });
+    out.chunk(&query).await;
+    let Ok(Some(msg)) = tokio::time::timeout(t.mul_f64(2.0), sub.next()).await else {
+        out.error("500", Some("no answer to the query"), Bytes::new())
+            .await;
+        out.end().await;
+        return;
+    };
+    let answer = nap_proto::Envelope::decode(&msg.payload)
+        .map(|e| e.prompt)
+        .unwrap_or_else(|_| String::from_utf8_lossy(&msg.payload).into_owned());
+    scene.record(answer.clone());
+    out.text(&format!("you answered: {}", answer.trim())).await;
+    out.end().await;
+    // After the terminator: anything but the runner's settle is a second
+    // reply.
+    while let Some(m) = sub.next().await {
+        if m.payload.as_ref() == SETTLE {
+            let _ = settled.send(());
+            return;
+        }
+        scene.record(String::from_utf8_lossy(&m.payload).into_owned());
+    }
 }

@@ -47,3 +47,5 @@ pub fn credentials(
         ],
     }
 }
+
+pub mod junit;

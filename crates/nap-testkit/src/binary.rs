@@ -5,11 +5,19 @@
 //! 1. env `NAP_NATS_SERVER`: when set, it is the only place looked at (a
 //!    wrong explicit path is an error, never silently replaced);
 //! 2. `nats-server` in each directory of `PATH`;
-//! 3. `/usr/sbin/nats-server`, where the Debian package puts it (not on
+//! 3. with the `workspace-tools` feature (on by default) only:
+//!    `/usr/sbin/nats-server`, where the Debian package puts it (not on
 //!    every user's `PATH`);
-//! 4. the copy `cargo xtask setup` installs when neither apt nor `PATH`
-//!    provide one: `<tools dir>/nats-server-venv/bin/nats-server`, where the
-//!    tools dir is env `NAP_TOOLS_DIR` or `<workspace>/target/nap-tools`.
+//! 4. the copy `cargo xtask setup` installs:
+//!    `<tools dir>/nats-server-venv/bin/nats-server`, where the tools dir is
+//!    env `NAP_TOOLS_DIR`, else (with `workspace-tools` only)
+//!    `<workspace>/target/nap-tools`.
+//!
+//! Without `workspace-tools` (the `nap` binary as it is shipped, built
+//! with `cargo xtask dist`) nothing depends on where the crate was
+//! compiled: an installed copy finds `nats-server` through
+//! `NAP_NATS_SERVER`, `PATH` and `NAP_TOOLS_DIR` only, and says so when it
+//! finds none ([`TestkitError::BinaryNotFound`]).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -30,7 +38,14 @@ pub const DEBIAN_NATS_SERVER: &str = "/usr/sbin/nats-server";
 /// usable.
 pub const NATS_SERVER_VENV: &str = "nats-server-venv";
 
-/// Root of the nap workspace, as known when this crate was compiled.
+/// Whether this build looks for tools in the nap workspace it was compiled
+/// in (the `workspace-tools` feature): `<workspace>/target/nap-tools` and
+/// Debian's `/usr/sbin/nats-server`.
+pub const WORKSPACE_TOOLS: bool = cfg!(feature = "workspace-tools");
+
+/// Root of the nap workspace, as known when this crate was compiled (a
+/// path that means nothing to an installed binary: lookups use it only
+/// with [`WORKSPACE_TOOLS`]).
 pub fn workspace_root() -> PathBuf {
     // crates/nap-testkit -> crates -> workspace root
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -54,9 +69,32 @@ pub fn tools_dir_from(env_value: Option<OsString>) -> PathBuf {
 }
 
 /// The tools dir of this process: env `NAP_TOOLS_DIR`, else
-/// `<workspace>/target/nap-tools`.
+/// `<workspace>/target/nap-tools` (for the workspace's own tests and
+/// tasks; lookups go through [`setup_tools_dir`]).
 pub fn tools_dir() -> PathBuf {
     tools_dir_from(std::env::var_os(TOOLS_DIR_ENV))
+}
+
+/// The tools dir the lookups of this build use: env `NAP_TOOLS_DIR` when
+/// set, else `<workspace>/target/nap-tools` with [`WORKSPACE_TOOLS`], else
+/// none.
+pub fn setup_tools_dir() -> Option<PathBuf> {
+    setup_tools_dir_from(std::env::var_os(TOOLS_DIR_ENV), WORKSPACE_TOOLS)
+}
+
+/// [`setup_tools_dir`] with its inputs explicit.
+pub fn setup_tools_dir_from(env_value: Option<OsString>, workspace: bool) -> Option<PathBuf> {
+    match env_value {
+        Some(dir) if !dir.is_empty() => Some(tools_dir_from(Some(dir))),
+        _ if workspace => Some(tools_dir_from(None)),
+        _ => None,
+    }
+}
+
+/// The `nats-server` that `cargo xtask setup` installs, in
+/// [`setup_tools_dir`], when this build has a tools dir (it may not exist).
+pub fn setup_nats_server() -> Option<PathBuf> {
+    setup_tools_dir().map(|dir| tools_nats_server(&dir))
 }
 
 /// Where `cargo xtask setup` puts `nats-server` inside a tools dir when it
@@ -77,25 +115,26 @@ pub struct BinaryLookup {
     /// Value of `PATH`, if set.
     pub path: Option<OsString>,
     /// Fixed places checked after `PATH` (by default
-    /// [`DEBIAN_NATS_SERVER`] on unix).
+    /// [`DEBIAN_NATS_SERVER`] on unix with [`WORKSPACE_TOOLS`], else none).
     pub well_known: Vec<PathBuf>,
-    /// The tools dir (see [`tools_dir`]).
-    pub tools_dir: PathBuf,
+    /// The tools dir (see [`setup_tools_dir`]), if any.
+    pub tools_dir: Option<PathBuf>,
 }
 
 impl BinaryLookup {
     /// The lookup inputs of this process: `NAP_NATS_SERVER`, `PATH`,
-    /// `NAP_TOOLS_DIR`.
+    /// `NAP_TOOLS_DIR` (and, with [`WORKSPACE_TOOLS`], the workspace's
+    /// places).
     pub fn from_env() -> Self {
         Self {
             nats_server: std::env::var_os(NATS_SERVER_ENV).filter(|v| !v.is_empty()),
             path: std::env::var_os("PATH"),
-            well_known: if cfg!(unix) {
+            well_known: if cfg!(unix) && WORKSPACE_TOOLS {
                 vec![PathBuf::from(DEBIAN_NATS_SERVER)]
             } else {
                 Vec::new()
             },
-            tools_dir: tools_dir(),
+            tools_dir: setup_tools_dir(),
         }
     }
 
@@ -119,7 +158,9 @@ impl BinaryLookup {
                 out.push(path.clone());
             }
         }
-        out.push(tools_nats_server(&self.tools_dir));
+        if let Some(dir) = &self.tools_dir {
+            out.push(tools_nats_server(dir));
+        }
         out
     }
 
@@ -166,7 +207,7 @@ mod tests {
             nats_server: Some("/nope/nats-server".into()),
             path: Some("/usr/bin:/bin".into()),
             well_known: vec![PathBuf::from("/usr/sbin/nats-server")],
-            tools_dir: PathBuf::from("/tools"),
+            tools_dir: Some(PathBuf::from("/tools")),
         };
         assert_eq!(
             lookup.candidates(),
@@ -180,7 +221,7 @@ mod tests {
             nats_server: None,
             path: Some("/a:/b".into()),
             well_known: vec![PathBuf::from("/usr/sbin/nats-server")],
-            tools_dir: PathBuf::from("/tools"),
+            tools_dir: Some(PathBuf::from("/tools")),
         };
         assert_eq!(
             lookup.candidates(),
@@ -190,6 +231,31 @@ mod tests {
                 PathBuf::from("/usr/sbin/nats-server"),
                 PathBuf::from("/tools/nats-server-venv/bin/nats-server"),
             ]
+        );
+    }
+
+    #[test]
+    fn an_installed_build_looks_on_path_only() {
+        let lookup = BinaryLookup {
+            nats_server: None,
+            path: Some("/a:/b".into()),
+            well_known: Vec::new(),
+            tools_dir: setup_tools_dir_from(None, false),
+        };
+        assert_eq!(
+            lookup.candidates(),
+            vec![
+                PathBuf::from("/a/nats-server"),
+                PathBuf::from("/b/nats-server")
+            ]
+        );
+        assert_eq!(
+            setup_tools_dir_from(Some("/t".into()), false),
+            Some(PathBuf::from("/t"))
+        );
+        assert_eq!(
+            setup_tools_dir_from(None, true),
+            Some(workspace_root().join("target").join("nap-tools"))
         );
     }
 

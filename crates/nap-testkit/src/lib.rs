@@ -29,6 +29,12 @@
 //! The `nats-server` binary is found through env `NAP_NATS_SERVER`, then
 //! `PATH`, then the copy `cargo xtask setup` installs (see
 //! [`BinaryLookup`]). Run `cargo xtask setup` when none is found.
+//!
+//! Feature `workspace-tools` (default): also look where the nap workspace
+//! this crate was compiled in keeps its tools. Turn it off in a binary that
+//! is installed elsewhere (as the `nap` binary does through
+//! `nap-conformance`): then only `NAP_NATS_SERVER`, `PATH` and
+//! `NAP_TOOLS_DIR` count.
 
 mod binary;
 mod cluster;
@@ -42,7 +48,8 @@ mod version;
 
 pub use binary::{
     BinaryLookup, DEBIAN_NATS_SERVER, NATS_SERVER_ENV, NATS_SERVER_VENV, TOOLS_DIR_ENV,
-    find_nats_server, tools_dir, tools_dir_from, tools_nats_server, workspace_root,
+    WORKSPACE_TOOLS, find_nats_server, setup_nats_server, setup_tools_dir, setup_tools_dir_from,
+    tools_dir, tools_dir_from, tools_nats_server, workspace_root,
 };
 pub use cluster::Cluster;
 pub use error::TestkitError;

@@ -32,7 +32,7 @@ fn nothing_on_path_nor_in_tools_dir_is_not_found() {
         nats_server: None,
         path: Some(empty.path().as_os_str().to_owned()),
         well_known: vec![empty.path().join("sbin").join("nats-server")],
-        tools_dir: empty.path().join("tools"),
+        tools_dir: Some(empty.path().join("tools")),
     };
     let err = lookup.find().unwrap_err();
     assert!(matches!(&err, TestkitError::BinaryNotFound { searched } if searched.len() == 3));
